@@ -8,3 +8,8 @@
 pub mod error;
 
 pub use error::{Error, Result};
+pub mod capabilities;
+pub mod console;
+pub mod hooks;
+pub mod seccomp;
+pub mod spec;

@@ -1,0 +1,1 @@
+//! Terminals for the container process (filled in by a later commit).

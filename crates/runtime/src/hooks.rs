@@ -1,0 +1,1 @@
+//! OCI hooks (filled in by a later commit).

@@ -1,0 +1,1 @@
+//! Default spec and features document (filled in by a later commit).
