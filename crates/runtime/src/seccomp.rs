@@ -209,7 +209,7 @@ fn add_conditional(
     act: ScmpAction,
     conditions: &[Condition],
 ) -> std::result::Result<(), libseccomp::error::SeccompError> {
-    let compare: Vec<ScmpArgCompare> = conditions.iter().map(Condition::to_scmp).collect();
+    let compare: Vec<ScmpArgCompare> = conditions.iter().map(|c| c.to_scmp()).collect();
     if has_repeated_argument(conditions) {
         for c in &compare {
             ctx.add_rule_conditional(act, syscall, std::slice::from_ref(c))?;
@@ -236,7 +236,7 @@ struct Condition {
 }
 
 impl Condition {
-    fn to_scmp(&self) -> ScmpArgCompare {
+    fn to_scmp(self) -> ScmpArgCompare {
         ScmpArgCompare::new(self.index, self.op, self.datum)
     }
 }
@@ -327,7 +327,7 @@ fn memfd() -> Result<File> {
 
 /// Classic BPF instructions are 8 bytes each, in native byte order.
 fn decode(bytes: &[u8]) -> Result<Vec<libc::sock_filter>> {
-    if bytes.is_empty() || bytes.len() % 8 != 0 {
+    if bytes.is_empty() || !bytes.chunks_exact(8).remainder().is_empty() {
         return Err(Error::Seccomp(format!(
             "libseccomp exported {} bytes, not a whole number of BPF instructions",
             bytes.len()
