@@ -411,6 +411,27 @@ mod tests {
     }
 
     #[test]
+    fn a_profile_allowing_every_syscall_on_three_archs_fits_the_kernel_limit() {
+        // Roughly Docker's default profile: an allow-list of every x86_64 syscall, for the
+        // three x86 ABIs, with an errno default.
+        let names: Vec<String> = (0..460)
+            .filter_map(|nr| {
+                ScmpSyscall::from_raw_syscall(nr)
+                    .get_name_by_arch(ScmpArch::X8664)
+                    .ok()
+            })
+            .collect();
+        assert!(names.len() > 300, "{}", names.len());
+        let json = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}],
+        });
+        let f = compile(&serde_json::from_value(json).unwrap()).unwrap();
+        assert!(f.len() <= MAX_INSTRUCTIONS, "{}", f.len());
+    }
+
+    #[test]
     fn unknown_syscall_is_an_error_naming_it() {
         let s = profile(
             r#"{"defaultAction": "SCMP_ACT_ALLOW",
