@@ -98,6 +98,15 @@ pub fn make_controlling(slave: &OwnedFd) -> Result<()> {
     nix::unistd::dup2_stdin(slave).context(|| "dup the pty onto stdin".into())?;
     nix::unistd::dup2_stdout(slave).context(|| "dup the pty onto stdout".into())?;
     nix::unistd::dup2_stderr(slave).context(|| "dup the pty onto stderr".into())?;
+    // dup2 onto itself keeps close-on-exec: if the slave already was 0, 1 or 2, clear it
+    // or the program would start without that stream.
+    if (0..=2).contains(&slave.as_raw_fd()) {
+        fcntl(
+            slave.as_fd(),
+            FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .context(|| "clear close-on-exec on the pty".into())?;
+    }
     Ok(())
 }
 

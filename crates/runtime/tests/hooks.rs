@@ -113,10 +113,12 @@ fn failing_hook_stops_the_sequence_with_code_and_stderr() {
 #[test]
 fn timeout_kills_the_hook_and_what_it_started() {
     let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("pid");
-    // The hook starts a grandchild that would outlive it, then hangs.
-    let body = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
-    let slow = script(dir.path(), "slow.sh", &body);
+    // The hook starts a copy of itself that would outlive it, then waits for it.
+    let slow = script(
+        dir.path(),
+        "slow.sh",
+        r#"if [ "$1" = child ]; then sleep 300; exit; fi; "$0" child & wait"#,
+    );
     let started = Instant::now();
     let err = hooks::run(
         &[hook(&slow, &[], &[], Some(1))],
@@ -130,17 +132,24 @@ fn timeout_kills_the_hook_and_what_it_started() {
     assert!(text.contains("timeout of 1s"), "{text}");
     assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
-    // The grandchild was in the hook's process group and got SIGKILL too.
-    let pid: i32 = fs::read_to_string(&pidfile)
+    // Whatever the hook started before the deadline was in its process group and got
+    // SIGKILL too (a zombie waiting for its reaper is dead already).
+    let survivors = live_processes_running(&slow);
+    assert!(survivors.is_empty(), "still running: {survivors:?}");
+}
+
+/// Pids of live (non-zombie) processes whose command line mentions `path`.
+fn live_processes_running(path: &Path) -> Vec<i32> {
+    let needle = path.display().to_string();
+    fs::read_dir("/proc")
         .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()
-        || fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.contains(") Z "))
-            .unwrap_or(true);
-    assert!(gone, "grandchild {pid} survived the timeout");
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(&needle) && !stat.contains(") Z ")
+        })
+        .collect()
 }
 
 #[test]
