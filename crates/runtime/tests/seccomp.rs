@@ -127,16 +127,7 @@ fn filter_survives_exec() {
         r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
             {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18}]}"#,
     );
-    let mut cmd = Command::new("mkdir");
-    cmd.arg(&target);
-    // SAFETY: the closure only makes syscalls (prctl, seccomp).
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_no_new_privs()?;
-            seccomp::load(&filter).map_err(std::io::Error::other)
-        });
-    }
-    let out = cmd.output().unwrap();
+    let out = run_filtered(&filter, "mkdir", &[target.to_str().unwrap()]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Invalid cross-device link"), "{stderr}");
@@ -152,4 +143,73 @@ fn unknown_syscall_fails_before_anything_runs() {
     .unwrap();
     let err = seccomp::compile(&profile).unwrap_err().to_string();
     assert!(err.contains("unknown syscall \"no_such_syscall\""), "{err}");
+}
+
+/// A container-like profile: errno by default, every x86_64 syscall allowed except a few
+/// privileged ones, clone allowed only without namespace flags (MASKED_EQ), clone3
+/// answered with ENOSYS so libc falls back to clone.
+#[cfg(target_arch = "x86_64")]
+fn container_profile() -> seccomp::Filter {
+    const DENIED: &[&str] = &["mount", "umount2", "unshare", "setns", "clone", "clone3"];
+    let names: Vec<String> = (0..460)
+        .filter_map(|nr| {
+            libseccomp::ScmpSyscall::from_raw_syscall(nr)
+                .get_name_by_arch(libseccomp::ScmpArch::X8664)
+                .ok()
+        })
+        .filter(|n| !DENIED.contains(&n.as_str()))
+        .collect();
+    let namespace_flags = libc::CLONE_NEWNS
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUSER
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWCGROUP;
+    let json = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": libc::EPERM,
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            {"names": names, "action": "SCMP_ACT_ALLOW"},
+            {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [
+                {"index": 0, "value": namespace_flags, "valueTwo": 0,
+                 "op": "SCMP_CMP_MASKED_EQ"}]},
+            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}
+        ]
+    });
+    seccomp::compile(&serde_json::from_value(json).unwrap()).unwrap()
+}
+
+/// Runs `program` with `filter` loaded right before exec.
+fn run_filtered(filter: &seccomp::Filter, program: &str, args: &[&str]) -> std::process::Output {
+    let filter = filter.clone();
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    // SAFETY: the closure only makes syscalls (prctl, seccomp).
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_no_new_privs()?;
+            seccomp::load(&filter).map_err(std::io::Error::other)
+        });
+    }
+    cmd.output().unwrap()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn container_profile_runs_a_shell_and_refuses_namespaces() {
+    let filter = container_profile();
+    let out = run_filtered(
+        &filter,
+        "/bin/sh",
+        &["-c", "echo ok; /bin/true && echo forked"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\nforked\n");
+
+    let out = run_filtered(&filter, "unshare", &["--uts", "true"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Operation not permitted"), "{stderr}");
 }
