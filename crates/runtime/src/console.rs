@@ -77,12 +77,57 @@ pub fn send_master(console_socket: &Path, master: OwnedFd) -> Result<()> {
         path: console_socket.to_path_buf(),
         source,
     })?;
-    let fds = [master.as_raw_fd()];
+    send_fd(stream.as_fd(), &master)
+}
+
+/// Sends `fd` over a connected unix socket with SCM_RIGHTS, named as runc names it.
+pub fn send_fd(sock: BorrowedFd<'_>, fd: &OwnedFd) -> Result<()> {
+    let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let iov = [IoSlice::new(MASTER_NAME.as_bytes())];
-    sendmsg::<UnixAddr>(stream.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
-        .context(|| format!("send the pty master to {}", console_socket.display()))?;
+    sendmsg::<UnixAddr>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
+        .context(|| "send the pty master".into())?;
     Ok(())
+}
+
+/// Receives one descriptor sent with [`send_fd`].
+pub fn recv_fd(sock: BorrowedFd<'_>) -> Result<OwnedFd> {
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .context(|| "receive the pty master".into())?;
+    for c in msg.cmsgs().context(|| "read the control message".into())? {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel just installed this descriptor in our table for us.
+                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    Err(Error::Init("the container sent no terminal".into()))
+}
+
+/// Makes the pty the container's /dev/console (bind-mounted over it), as runc does.
+pub fn bind_console(master: &OwnedFd) -> Result<()> {
+    let slave = format!("/dev/pts/{}", pty_number(master)?);
+    let console = Path::new("/dev/console");
+    if !console.exists() {
+        std::fs::File::create(console).context(|| "create /dev/console".into())?;
+    }
+    nix::mount::mount(
+        Some(slave.as_str()),
+        console,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .context(|| format!("bind {slave} on /dev/console"))
 }
 
 /// In the container's init: a new session with `slave` as its controlling terminal and

@@ -11,7 +11,7 @@
 //! runtime does for every program built with `std`.
 
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ fn run_one(hook: &Hook, state: &[u8], kind: &str) -> Result<()> {
     let mut child = command(hook)
         .spawn()
         .map_err(|e| fail(format!("cannot be started: {e}")))?;
-    let pidfd = pidfd_open(&child).map_err(|e| {
+    let pidfd = crate::wait::pidfd_open(child.id() as i32).map_err(|e| {
         kill_and_reap(&mut child);
         fail(format!("cannot be watched (pidfd_open): {e}"))
     })?;
@@ -125,20 +125,6 @@ fn check_status(status: ExitStatus, stderr: &str) -> std::result::Result<(), Str
     }
 }
 
-/// A pidfd for the child: poll reports it readable once the process has exited.
-fn pidfd_open(child: &Child) -> std::io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags; the child is not reaped yet, so its pid
-    // still names it.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
-}
-
-/// Kills the hook's process group, then reaps the hook. The group id cannot be reused
-/// before the reap, because the unreaped leader still holds it.
 fn kill_and_reap(child: &mut Child) {
     let pgid = nix::unistd::Pid::from_raw(child.id() as libc::pid_t);
     let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);

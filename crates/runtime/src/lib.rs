@@ -3,13 +3,33 @@
 //!
 //! The library is used in-process (by the CLI `berth-runtime` and later by berth's shim);
 //! it never re-executes itself to set a container up: the container's init is a fork of the
-//! caller that configures itself and then execs the user's program.
+//! caller (clone3 straight into its namespaces) that configures itself and then execs the
+//! user's program. The caller must therefore be single-threaded when it creates or execs.
 
-pub mod error;
-
-pub use error::{Error, Result};
 pub mod capabilities;
+mod cgroup_mount;
+mod clone;
 pub mod console;
+pub mod container;
+pub mod error;
+pub mod exe_guard;
+pub mod exec;
 pub mod hooks;
+mod init;
+pub mod launch;
+mod mount_options;
+pub mod namespaces;
+mod paths;
+mod process;
+mod rootfs;
 pub mod seccomp;
 pub mod spec;
+pub mod state;
+mod sync;
+mod wait;
+
+pub use container::{Report, RunOutcome, Runtime};
+pub use error::{Error, Result};
+pub use exec::ExecOptions;
+pub use launch::CreateOptions;
+pub use state::Status;

@@ -1,0 +1,507 @@
+//! Creating a container: check the whole bundle first, then claim the id, make the cgroup,
+//! clone the init into its namespaces and walk it through setup. Any failure on the way
+//! undoes every step already taken, so bad input leaves nothing behind.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{ContainerState, LinuxNamespaceType, Spec};
+
+use crate::clone::{fork_into, Forked};
+use crate::container::hook_state;
+use crate::error::{Context, Error, Result};
+use crate::init::{Init, StartGate, TerminalSink};
+use crate::namespaces::{self, Plan};
+use crate::state::{self, Record, Root, EXEC_FIFO};
+use crate::sync::{self, Msg};
+use crate::{capabilities, hooks, rootfs, seccomp};
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    /// Extra descriptors (from 3 upward) passed on to the container.
+    pub preserve_fds: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `create`: the init waits on the exec fifo for `start`.
+    Create,
+    /// `run`: the caller starts the init itself, right away.
+    Run,
+}
+
+/// A created container as its creator sees it.
+pub struct Launched {
+    pub record: Record,
+    pub pidfd: OwnedFd,
+    /// Setup channel, kept open in `run` mode to send `Start`.
+    pub chan: sync::Channel,
+    /// The terminal master, when `run` proxies the terminal itself.
+    pub master: Option<OwnedFd>,
+}
+
+/// What validation found, ready for the clone.
+struct Checked {
+    spec: Spec,
+    bundle: PathBuf,
+    rootfs: PathBuf,
+    plan: Plan,
+    seccomp: Option<seccomp::Filter>,
+    joins: Vec<(LinuxNamespaceType, File)>,
+}
+
+pub fn load_spec(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Path {
+        context: "cannot read the bundle's config",
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::invalid(format!(
+            "{}: {e}: fix the config (see `berth-runtime spec` for a valid one)",
+            path.display()
+        ))
+    })
+}
+
+fn check(opts: &CreateOptions, mode: Mode) -> Result<Checked> {
+    let bundle = std::fs::canonicalize(&opts.bundle).map_err(|source| Error::Path {
+        context: "bundle",
+        path: opts.bundle.clone(),
+        source,
+    })?;
+    let spec = load_spec(&bundle)?;
+    let process = spec.process().as_ref().ok_or_else(|| {
+        Error::invalid("config.json has no \"process\": say what the container should run")
+    })?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::invalid(
+            "process.args is empty: give the program to run as its first element",
+        ));
+    }
+    let rootfs = rootfs::rootfs_of(&spec, &bundle)?;
+    let plan = Plan::from_linux(spec.linux().as_ref())?;
+    check_namespaces(&spec, &plan)?;
+    check_terminal(
+        process.terminal().unwrap_or(false),
+        opts.console_socket.is_some(),
+        mode,
+    )?;
+    if let Some(caps) = process.capabilities() {
+        capabilities::validate(caps)?;
+    }
+    if process.apparmor_profile().is_some() || process.selinux_label().is_some() {
+        return Err(Error::invalid(
+            "process.apparmorProfile/selinuxLabel: this host has no LSM support in berth-runtime yet; remove them",
+        ));
+    }
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(seccomp::compile(s)?),
+        None => None,
+    };
+    let joins = plan
+        .child_joins()
+        .map(|(kind, path)| Ok((*kind, namespaces::open(*kind, path)?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Checked {
+        spec,
+        bundle,
+        rootfs,
+        plan,
+        seccomp,
+        joins,
+    })
+}
+
+fn check_namespaces(spec: &Spec, plan: &Plan) -> Result<()> {
+    use LinuxNamespaceType as N;
+    let linux = spec.linux().as_ref();
+    if !plan.has(N::Mount) {
+        return Err(Error::invalid(
+            "linux.namespaces has no new mount namespace: add {\"type\": \"mount\"} (the container's root is built in it)",
+        ));
+    }
+    let named = spec.hostname().is_some() || spec.domainname().is_some();
+    if named && !plan.has(N::Uts) {
+        return Err(Error::invalid(
+            "hostname/domainname need a new uts namespace: add {\"type\": \"uts\"} or remove them",
+        ));
+    }
+    let maps = linux.is_some_and(|l| {
+        l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+    });
+    if plan.has(N::User) && !maps {
+        return Err(Error::invalid(
+            "a new user namespace needs linux.uidMappings and linux.gidMappings",
+        ));
+    }
+    if maps && !plan.has(N::User) {
+        return Err(Error::invalid(
+            "linux.uidMappings/gidMappings need a new user namespace: add {\"type\": \"user\"}",
+        ));
+    }
+    let offsets = linux.and_then(|l| l.time_offsets().as_ref());
+    if offsets.is_some_and(|o| !o.is_empty()) && !plan.has(N::Time) {
+        return Err(Error::invalid(
+            "linux.timeOffsets need a new time namespace: add {\"type\": \"time\"}",
+        ));
+    }
+    for key in linux
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+    {
+        check_sysctl(key, plan)?;
+    }
+    Ok(())
+}
+
+/// Only sysctls that live in a namespace the container owns may be set: others would change
+/// the host.
+fn check_sysctl(key: &str, plan: &Plan) -> Result<()> {
+    use LinuxNamespaceType as N;
+    let needs = if key.starts_with("net.") {
+        N::Network
+    } else if key.starts_with("fs.mqueue.")
+        || [
+            "kernel.msgmax",
+            "kernel.msgmnb",
+            "kernel.msgmni",
+            "kernel.sem",
+            "kernel.shmall",
+        ]
+        .contains(&key)
+        || ["kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"].contains(&key)
+    {
+        N::Ipc
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        N::Uts
+    } else {
+        return Err(Error::invalid(format!(
+            "linux.sysctl {key:?} is not namespaced: setting it would change the host"
+        )));
+    };
+    if plan.has(needs) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "linux.sysctl {key:?} needs a new {} namespace",
+            namespaces::proc_name(needs)
+        )))
+    }
+}
+
+fn check_terminal(terminal: bool, socket: bool, mode: Mode) -> Result<()> {
+    match (terminal, socket, mode) {
+        (true, false, Mode::Create) => Err(Error::invalid(
+            "process.terminal is true: pass --console-socket to receive the terminal",
+        )),
+        (false, true, _) => Err(Error::invalid(
+            "--console-socket was given but process.terminal is false",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Undoes a half-made container unless disarmed.
+struct Undo<'a> {
+    root: &'a Root,
+    id: String,
+    cgroup: Option<berth_cgroups::Cgroup>,
+    child: Option<i32>,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.child {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+        }
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.destroy() {
+                tracing::warn!("cleanup of failed create: {e}");
+            }
+        }
+        let _ = self.root.remove(&self.id);
+    }
+}
+
+pub fn launch(root: &Root, id: &str, opts: &CreateOptions, mode: Mode) -> Result<Launched> {
+    state::validate_id(id)?;
+    let checked = check(opts, mode)?;
+    let dir = root.claim(id)?;
+    let mut undo = Undo {
+        root,
+        id: id.to_string(),
+        cgroup: None,
+        child: None,
+        armed: true,
+    };
+    let cgroup = make_cgroup(&checked.spec, id)?;
+    undo.cgroup = cgroup.clone();
+    let mut record = Record {
+        id: id.to_string(),
+        bundle: checked.bundle.clone(),
+        pid: 0,
+        pid_start_time: 0,
+        created: state::rfc3339(now()),
+        owner: nix::unistd::geteuid().as_raw(),
+        cgroup: cgroup.clone(),
+        spec: checked.spec.clone(),
+    };
+    root.save(&record)?;
+    let gate = match mode {
+        Mode::Create => {
+            let fifo = dir.join(EXEC_FIFO);
+            nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+                .context(|| format!("mkfifo {}", fifo.display()))?;
+            StartGate::Fifo(fifo)
+        }
+        Mode::Run => StartGate::Channel,
+    };
+    let terminal = terminal_sink(opts, &checked.spec)?;
+    let (parent, child) = sync::pair()?;
+    let (pid, pidfd) = clone_init(&checked, child, |chan, host_pid| Init {
+        id,
+        spec: &checked.spec,
+        bundle: &checked.bundle,
+        rootfs: checked.rootfs.clone(),
+        plan: &checked.plan,
+        joins: checked
+            .joins
+            .iter()
+            .filter_map(|(k, f)| Some((*k, f.try_clone().ok()?)))
+            .collect(),
+        chan,
+        gate,
+        terminal,
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+        cgroup: cgroup.as_ref(),
+        seccomp: checked.seccomp.as_ref(),
+        host_pid,
+    })?;
+    undo.child = Some(pid);
+    configure_from_outside(&checked, cgroup.as_ref(), pid)?;
+    parent.send(&Msg::Proceed)?;
+    parent.expect(Msg::RuntimeHooks)?;
+    run_runtime_hooks(&checked.spec, id, &checked.bundle, pid)?;
+    parent.send(&Msg::HooksDone)?;
+    let master = receive_master(&parent, &checked.spec, opts)?;
+    parent.expect(Msg::Ready)?;
+    record.pid = pid;
+    record.pid_start_time = state::process_start_time(pid)
+        .ok_or_else(|| Error::Init("the container's init exited during setup".into()))?;
+    root.save(&record)?;
+    if let Some(path) = &opts.pid_file {
+        write_pid_file(path, pid)?;
+    }
+    undo.armed = false;
+    Ok(Launched {
+        record,
+        pidfd,
+        chan: parent,
+        master,
+    })
+}
+
+fn now() -> std::time::Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+fn make_cgroup(spec: &Spec, id: &str) -> Result<Option<berth_cgroups::Cgroup>> {
+    let Some(linux) = spec.linux().as_ref() else {
+        return Ok(None);
+    };
+    let cg = berth_cgroups::Cgroup::new(linux.cgroups_path().as_deref(), id)?;
+    cg.create()?;
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    let rules = berth_cgroups::device_rules(
+        resources.devices().as_deref().unwrap_or_default(),
+        linux.devices().as_deref().unwrap_or_default(),
+    );
+    resources.set_devices(Some(rules));
+    if let Err(e) = cg.apply(&resources) {
+        let _ = cg.destroy();
+        return Err(e.into());
+    }
+    Ok(Some(cg))
+}
+
+fn terminal_sink(opts: &CreateOptions, spec: &Spec) -> Result<Option<TerminalSink>> {
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if !terminal {
+        return Ok(None);
+    }
+    let Some(path) = &opts.console_socket else {
+        return Ok(Some(TerminalSink::Parent));
+    };
+    let sock = UnixStream::connect(path).context(|| {
+        format!(
+            "connect to console socket {} (is the receiver listening?)",
+            path.display()
+        )
+    })?;
+    Ok(Some(TerminalSink::Socket(OwnedFd::from(sock))))
+}
+
+/// Clones the init with the namespaces of the plan. Pid and time namespaces joined by path,
+/// and a new time namespace, apply to our children only: we enter them just for the clone and
+/// return to our own right after.
+fn clone_init<'a>(
+    checked: &'a Checked,
+    child_end: sync::Channel,
+    make_init: impl FnOnce(sync::Channel, i32) -> Init<'a>,
+) -> Result<(i32, OwnedFd)> {
+    let own = enter_for_children(checked)?;
+    // Only the parent returns to its own namespaces; the child stays where it was born.
+    match fork_into(clone_flags(&checked.plan), None) {
+        Ok(Forked::Child) => make_init(child_end, namespaces::host_pid()).run(),
+        Ok(Forked::Parent { pid, pidfd }) => {
+            own.restore()?;
+            Ok((pid, pidfd))
+        }
+        Err(e) => {
+            own.restore()?;
+            Err(e)
+        }
+    }
+}
+
+/// Pid and time namespaces joined by path, and a new time namespace with its offsets.
+fn enter_for_children(checked: &Checked) -> Result<namespaces::ForChildren> {
+    let mut own = namespaces::ForChildren::default();
+    for (kind, path) in checked.plan.parent_joins() {
+        own.enter(*kind, &namespaces::open(*kind, path)?)?;
+    }
+    if checked.plan.new_time {
+        own.unshare_time()?;
+        let linux = checked.spec.linux().as_ref();
+        if let Some(offsets) = linux.and_then(|l| l.time_offsets().as_ref()) {
+            namespaces::write_time_offsets(offsets)?;
+        }
+    }
+    Ok(own)
+}
+
+fn clone_flags(plan: &Plan) -> nix::sched::CloneFlags {
+    if plan.joins(LinuxNamespaceType::User) {
+        // The rest is unshared by the child once inside the joined user namespace.
+        plan.clone_flags & nix::sched::CloneFlags::CLONE_NEWPID
+    } else {
+        plan.clone_flags
+    }
+}
+
+/// What the parent must do to the child from outside: id maps, cgroup, OOM score.
+fn configure_from_outside(
+    checked: &Checked,
+    cgroup: Option<&berth_cgroups::Cgroup>,
+    pid: i32,
+) -> Result<()> {
+    let linux = checked.spec.linux().as_ref();
+    if checked.plan.has(LinuxNamespaceType::User) {
+        let uids = linux
+            .and_then(|l| l.uid_mappings().as_deref())
+            .unwrap_or_default();
+        let gids = linux
+            .and_then(|l| l.gid_mappings().as_deref())
+            .unwrap_or_default();
+        namespaces::write_id_maps(pid, uids, gids)?;
+    }
+    if let Some(cg) = cgroup {
+        cg.add_pid(pid)?;
+    }
+    let adj = checked
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.oom_score_adj());
+    if let Some(adj) = adj {
+        let path = format!("/proc/{pid}/oom_score_adj");
+        std::fs::write(&path, adj.to_string()).context(|| format!("write {path}"))?;
+    }
+    Ok(())
+}
+
+fn run_runtime_hooks(spec: &Spec, id: &str, bundle: &Path, pid: i32) -> Result<()> {
+    let Some(h) = spec.hooks() else {
+        return Ok(());
+    };
+    let state = hook_state(id, spec, bundle, pid, ContainerState::Creating);
+    #[allow(deprecated)]
+    if let Some(list) = h.prestart() {
+        hooks::run(list, &state, "prestart")?;
+    }
+    if let Some(list) = h.create_runtime() {
+        hooks::run(list, &state, "createRuntime")?;
+    }
+    Ok(())
+}
+
+fn receive_master(
+    chan: &sync::Channel,
+    spec: &Spec,
+    opts: &CreateOptions,
+) -> Result<Option<OwnedFd>> {
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if !terminal || opts.console_socket.is_some() {
+        return Ok(None);
+    }
+    crate::console::recv_fd(chan.fd()).map(Some)
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("tmp-berth");
+    std::fs::write(&tmp, pid.to_string()).context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).context(|| format!("write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_needs_a_socket_only_for_create() {
+        assert!(check_terminal(true, false, Mode::Create).is_err());
+        assert!(check_terminal(true, false, Mode::Run).is_ok());
+        assert!(check_terminal(false, true, Mode::Run).is_err());
+        assert!(check_terminal(true, true, Mode::Create).is_ok());
+    }
+
+    #[test]
+    fn only_namespaced_sysctls_pass() {
+        let mut plan = Plan::default();
+        assert!(check_sysctl("net.ipv4.ip_forward", &plan).is_err());
+        plan.clone_flags |= nix::sched::CloneFlags::CLONE_NEWNET;
+        assert!(check_sysctl("net.ipv4.ip_forward", &plan).is_ok());
+        assert!(check_sysctl("kernel.panic", &plan).is_err());
+        assert!(check_sysctl("kernel.shmmax", &plan).is_err());
+    }
+}

@@ -1,0 +1,225 @@
+//! The last steps before the user's program runs, shared by a container's init and by exec:
+//! limits, identity, privileges, and finding and executing the program.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::stat::{umask, Mode};
+use nix::unistd::{execve, setgroups, setresgid, setresuid, Gid, Uid};
+use oci_spec::runtime::{PosixRlimitType, Process};
+
+use crate::error::{Context, Error, Result};
+use crate::{capabilities, seccomp};
+
+pub fn set_rlimits(p: &Process) -> Result<()> {
+    for r in p.rlimits().iter().flatten() {
+        if r.soft() > r.hard() {
+            return Err(Error::invalid(format!(
+                "process.rlimits {:?}: soft limit {} is above hard limit {}",
+                r.typ(),
+                r.soft(),
+                r.hard()
+            )));
+        }
+        setrlimit(resource(r.typ()), r.soft(), r.hard())
+            .context(|| format!("set {:?} to {}/{}", r.typ(), r.soft(), r.hard()))?;
+    }
+    Ok(())
+}
+
+fn resource(t: PosixRlimitType) -> Resource {
+    use PosixRlimitType as T;
+    match t {
+        T::RlimitCpu => Resource::RLIMIT_CPU,
+        T::RlimitFsize => Resource::RLIMIT_FSIZE,
+        T::RlimitData => Resource::RLIMIT_DATA,
+        T::RlimitStack => Resource::RLIMIT_STACK,
+        T::RlimitCore => Resource::RLIMIT_CORE,
+        T::RlimitRss => Resource::RLIMIT_RSS,
+        T::RlimitNproc => Resource::RLIMIT_NPROC,
+        T::RlimitNofile => Resource::RLIMIT_NOFILE,
+        T::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
+        T::RlimitAs => Resource::RLIMIT_AS,
+        T::RlimitLocks => Resource::RLIMIT_LOCKS,
+        T::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
+        T::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
+        T::RlimitNice => Resource::RLIMIT_NICE,
+        T::RlimitRtprio => Resource::RLIMIT_RTPRIO,
+        T::RlimitRttime => Resource::RLIMIT_RTTIME,
+    }
+}
+
+/// Becomes the process's user with exactly its capabilities. Bounding caps go first, while
+/// we are still root; KEEPCAPS carries the permitted set across the uid change so the
+/// requested sets can be applied after it.
+pub fn set_user(p: &Process) -> Result<()> {
+    let user = p.user();
+    if let Some(caps) = p.capabilities() {
+        capabilities::drop_bounding(caps)?;
+    }
+    let mut groups: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    if groups.is_empty() {
+        groups.push(Gid::from_raw(user.gid()));
+    }
+    // setgroups is refused in a user namespace whose setgroups file says deny; the process
+    // then keeps no supplementary groups, which is what that mapping allows anyway.
+    match setgroups(&groups) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => {}
+        Err(e) => return Err(e).context(|| "setgroups".into()),
+    }
+    set_keepcaps(true)?;
+    let gid = Gid::from_raw(user.gid());
+    setresgid(gid, gid, gid).context(|| format!("set gid {gid}"))?;
+    let uid = Uid::from_raw(user.uid());
+    setresuid(uid, uid, uid).context(|| format!("set uid {uid}"))?;
+    set_keepcaps(false)?;
+    if let Some(caps) = p.capabilities() {
+        capabilities::apply(caps)?;
+    }
+    if let Some(mask) = user.umask() {
+        umask(Mode::from_bits_truncate(mask));
+    }
+    Ok(())
+}
+
+fn set_keepcaps(on: bool) -> Result<()> {
+    nix::sys::prctl::set_keepcaps(on).context(|| "prctl(PR_SET_KEEPCAPS)".into())
+}
+
+pub fn set_no_new_privileges() -> Result<()> {
+    nix::sys::prctl::set_no_new_privs().context(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())
+}
+
+/// Limits, seccomp and identity, in the order that lets each step still do its work.
+pub fn drop_privileges(p: &Process, filter: Option<&seccomp::Filter>) -> Result<()> {
+    set_rlimits(p)?;
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
+    if let (false, Some(f)) = (nnp, filter) {
+        seccomp::load(f)?;
+    }
+    set_user(p)?;
+    if nnp {
+        set_no_new_privileges()?;
+    }
+    Ok(())
+}
+
+/// With no_new_privs the filter goes last, so it constrains as little of our setup as
+/// possible while still covering the user's program from its first instruction.
+pub fn load_late_seccomp(p: &Process, filter: Option<&seccomp::Filter>) -> Result<()> {
+    match filter {
+        Some(f) if p.no_new_privileges().unwrap_or(false) => seccomp::load(f),
+        _ => Ok(()),
+    }
+}
+
+/// The program to run: args[0] as given if it has a slash, else the first match on the PATH
+/// from the process's own environment (not ours: the container's PATH is what counts).
+pub fn find_executable(p: &Process) -> Result<PathBuf> {
+    let args = p.args().as_deref().unwrap_or_default();
+    let Some(arg0) = args.first() else {
+        return Err(Error::invalid(
+            "process.args is empty: give the program to run as its first element",
+        ));
+    };
+    if arg0.contains('/') {
+        let path = PathBuf::from(arg0);
+        if !is_executable(&path) {
+            return Err(Error::invalid(format!(
+                "executable {arg0:?} not found in the container (or not executable)"
+            )));
+        }
+        return Ok(path);
+    }
+    let env = p.env().as_deref().unwrap_or_default();
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path_var
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(arg0))
+        .find(|c| is_executable(c))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "executable {arg0:?} not found in the container's PATH ({path_var})"
+            ))
+        })
+}
+
+fn is_executable(path: &Path) -> bool {
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok() && path.is_file()
+}
+
+/// Replaces this process with the user's program. Returns only on failure.
+pub fn exec(program: &Path, p: &Process) -> Result<Infallible> {
+    let cstr = |s: &str| CString::new(s).map_err(|_| Error::invalid("a NUL byte in args or env"));
+    let path = CString::new(program.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid("a NUL byte in the program path"))?;
+    let args = p
+        .args()
+        .iter()
+        .flatten()
+        .map(|a| cstr(a))
+        .collect::<Result<Vec<_>>>()?;
+    let env = p
+        .env()
+        .iter()
+        .flatten()
+        .map(|e| cstr(e))
+        .collect::<Result<Vec<_>>>()?;
+    execve(&path, &args, &env).context(|| format!("exec {}", program.display()))
+}
+
+/// Marks every descriptor from `first` up close-on-exec, so nothing of the runtime's or the
+/// caller's leaks into the container beyond stdio and the fds it was asked to keep.
+pub fn close_fds_on_exec(first: u32) -> Result<()> {
+    // SAFETY: close_range only changes descriptor flags; no memory is passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::Sys {
+            context: "close_range".into(),
+            source: nix::errno::Errno::last(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::ProcessBuilder;
+
+    #[test]
+    fn executables_are_found_on_the_containers_path() {
+        let p = ProcessBuilder::default()
+            .args(vec!["sh".to_string()])
+            .env(vec!["PATH=/nonexistent:/bin".to_string()])
+            .build()
+            .unwrap();
+        assert_eq!(find_executable(&p).unwrap(), PathBuf::from("/bin/sh"));
+        let p = ProcessBuilder::default()
+            .args(vec!["no-such-program-here".to_string()])
+            .build()
+            .unwrap();
+        let err = find_executable(&p).unwrap_err().to_string();
+        assert!(err.contains("not found"), "{err}");
+    }
+}
