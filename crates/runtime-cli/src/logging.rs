@@ -1,0 +1,63 @@
+//! Where the runtime's log goes: stderr, or the --log file in text or in runc's JSON shape
+//! ({"level","msg","time"}), which containerd and docker read back when a command fails.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::Mutex;
+
+use crate::args::Cli;
+
+pub struct Log {
+    file: Option<Mutex<File>>,
+    json: bool,
+}
+
+pub fn init(cli: &Cli) -> Log {
+    let file = cli
+        .log
+        .as_ref()
+        .and_then(|p| OpenOptions::new().create(true).append(true).open(p).ok());
+    let json = cli.log_format == "json";
+    let level = if cli.debug { "debug" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::new(level);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // A second subscriber cannot be installed; ignoring that keeps tests that call us twice
+    // working.
+    let _ = match (&file, json) {
+        (Some(f), true) => builder
+            .json()
+            .with_writer(Mutex::new(f.try_clone().expect("dup log file")))
+            .try_init(),
+        (Some(f), false) => builder
+            .with_ansi(false)
+            .with_writer(Mutex::new(f.try_clone().expect("dup log file")))
+            .try_init(),
+        (None, _) => builder.with_writer(std::io::stderr).try_init(),
+    };
+    Log {
+        file: file.map(Mutex::new),
+        json,
+    }
+}
+
+impl Log {
+    /// Records a fatal error in the log file (stderr gets it from the caller).
+    pub fn error(&self, msg: &str) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        let time = berth_runtime::state::rfc3339(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
+        );
+        let line = if self.json {
+            serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
+        } else {
+            format!("{time} error {msg}")
+        };
+        if let Ok(mut f) = file.lock() {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
