@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what berth's build, tests, demo and benchmarks need on a fresh Debian machine.
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+
+packages=(
+  busybox-static      # the test and demo root filesystem
+  libseccomp-dev      # seccomp profiles compiled by libseccomp
+  pkg-config
+  iproute2            # tests create network namespaces and links to check isolation
+  util-linux          # unshare, nsenter for tests and the crun benchmark
+  runc crun           # peers in the benchmark
+  hyperfine           # times the benchmark runs
+  python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo is missing: this machine kind ships Rust via rustup; install it first" >&2
+  exit 1
+fi
