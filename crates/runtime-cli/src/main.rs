@@ -19,9 +19,16 @@ use args::{Cli, Command};
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
+    // Before anything else: the guard may re-execute us, and work done before that is lost.
+    if enters_containers(&argv) {
+        if let Err(e) = berth_runtime::exe_guard::ensure_readonly_exe(&argv) {
+            eprintln!("berth-runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let cli = Cli::parse_from(&argv);
     let log = logging::init(&cli);
-    match dispatch(&cli, &argv) {
+    match dispatch(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let msg = one_line(&e);
@@ -46,19 +53,17 @@ fn one_line(e: &anyhow::Error) -> String {
     msg.replace('\n', " ")
 }
 
-fn dispatch(cli: &Cli, argv: &[OsString]) -> Result<u8> {
+fn dispatch(cli: &Cli) -> Result<u8> {
     if cli.systemd_cgroup {
         bail!("--systemd-cgroup is not supported yet: leave it out to use cgroupfs");
     }
     let rt = Runtime::new(&cli.root);
     match &cli.command {
         Command::Create(c) => {
-            guard_exe(argv)?;
             rt.create(&c.id, &c.create.options())?;
         }
         Command::Start { id } => rt.start(id)?,
         Command::Run(r) => {
-            guard_exe(argv)?;
             return match rt.run(&r.id, &r.create.options(), r.detach)? {
                 RunOutcome::Exited(code) => Ok(code.clamp(0, 255) as u8),
                 RunOutcome::Detached { .. } => Ok(0),
@@ -69,10 +74,7 @@ fn dispatch(cli: &Cli, argv: &[OsString]) -> Result<u8> {
             rt.kill(id, parse_signal(signal)?, *all)?;
         }
         Command::Delete { force, id } => rt.delete(id, *force)?,
-        Command::Exec(e) => {
-            guard_exe(argv)?;
-            return exec(&rt, e);
-        }
+        Command::Exec(e) => return exec(&rt, e),
         Command::Ps { format, id, .. } => ps(&rt, id, format)?,
         Command::List { format, quiet } => list(&rt, format, *quiet)?,
         Command::Pause { id } => rt.pause(id)?,
@@ -87,9 +89,12 @@ fn dispatch(cli: &Cli, argv: &[OsString]) -> Result<u8> {
     Ok(0)
 }
 
-fn guard_exe(argv: &[OsString]) -> Result<()> {
-    berth_runtime::exe_guard::ensure_readonly_exe(argv)?;
-    Ok(())
+/// Commands whose processes enter a container and so must not carry a writable runtime
+/// binary in with them. (An id spelled like a command costs only a needless re-exec.)
+fn enters_containers(argv: &[OsString]) -> bool {
+    argv.iter()
+        .skip(1)
+        .any(|a| a == "create" || a == "run" || a == "exec")
 }
 
 impl args::CreateFlags {

@@ -20,15 +20,18 @@ use oci_spec::runtime::{
 
 use crate::seccomp::{libseccomp_version, serde_name};
 
-/// The runtime-spec version berth writes and reports as its maximum.
+/// The newest runtime-spec version berth reads (the maximum in `features`).
 pub const OCI_VERSION: &str = "1.2.1";
+/// The version `spec` writes: the default config uses nothing newer, and older runtimes
+/// (crun 1.8 refuses anything past 1.1) can then run the same bundle.
+pub const DEFAULT_CONFIG_VERSION: &str = "1.0.2";
 /// The oldest runtime-spec version berth accepts.
 pub const OCI_VERSION_MIN: &str = "1.0.0";
 
 /// The example config of `berth-runtime spec` (`rootless`: `--rootless`).
 pub fn default_spec(rootless: bool) -> Spec {
     let mut spec = Spec::default();
-    spec.set_version(OCI_VERSION.to_string());
+    spec.set_version(DEFAULT_CONFIG_VERSION.to_string());
     spec.set_hostname(Some("berth".to_string()));
     spec.set_annotations(None);
     if let Some(process) = spec.process_mut() {

@@ -1,6 +1,6 @@
 //! `berth-runtime spec` and `berth-runtime features` documents, as JSON.
 
-use berth_runtime::spec::{default_spec, features, OCI_VERSION};
+use berth_runtime::spec::{default_spec, features, DEFAULT_CONFIG_VERSION, OCI_VERSION};
 use oci_spec::runtime::{Features, Spec};
 use serde_json::{json, Value};
 
@@ -20,7 +20,7 @@ fn default_spec_is_what_runc_spec_writes() {
     assert_eq!(back, spec);
 
     let v: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["ociVersion"], OCI_VERSION);
+    assert_eq!(v["ociVersion"], DEFAULT_CONFIG_VERSION);
     assert_eq!(v["root"], json!({"path": "rootfs", "readonly": true}));
     assert_eq!(v["hostname"], "berth");
     assert!(v.get("annotations").is_none());
