@@ -90,6 +90,7 @@ impl Runtime {
         let launched = launch::launch(&self.root, id, opts, Mode::Run)?;
         let pid = launched.record.pid;
         launched.chan.send(&Msg::Start)?;
+        tracing::debug!("container started");
         self.poststart(&launched.record);
         let Some(signals) = signals else {
             return Ok(RunOutcome::Detached { pid });
@@ -101,7 +102,9 @@ impl Runtime {
         if let Some(c) = copier {
             let _ = c.join();
         }
+        tracing::debug!("container exited");
         let deleted = self.delete(id, true);
+        tracing::debug!("container deleted");
         let code = code?;
         deleted?;
         Ok(RunOutcome::Exited(code))

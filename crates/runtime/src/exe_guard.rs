@@ -7,18 +7,20 @@
 //! start runs the attacker's code as root on the host.
 //!
 //! Defence: before it enters any container, the runtime makes sure it runs from a read-only
-//! mount. If the binary's filesystem is writable, it re-executes itself from a read-only bind
-//! mount of itself made in a private mount namespace: every later open of /proc/PID/exe,
-//! from anywhere, then yields EROFS for writing. This costs one unshare, two mounts and one
-//! exec, and nothing at all when the binary is installed on a read-only filesystem.
-//! (Setup processes are also made non-dumpable, so they cannot be ptraced meanwhile.)
+//! mount. If the binary's filesystem is writable, it re-executes itself from a private,
+//! read-only bind mount of its own file: `open_tree(OPEN_TREE_CLONE)` makes a detached copy
+//! of the mount (visible in no mount namespace), `mount_setattr` makes it read-only, and
+//! `execveat` runs the binary from it. Every later open of /proc/PID/exe for writing, from
+//! anywhere, then fails with EROFS. The detached mount lives exactly as long as processes run
+//! from it: there is nothing to clean up. The cost is three system calls and one exec, and
+//! nothing at all when the binary is installed on a read-only filesystem. (Setup processes
+//! are also non-dumpable, so they cannot be ptraced or opened through /proc meanwhile.)
 
 use std::ffi::{CString, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
-use nix::mount::{mount, MsFlags};
-use nix::sched::{unshare, CloneFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
 
 use crate::error::{Context, Error, Result};
@@ -39,40 +41,75 @@ pub fn ensure_readonly_exe(args: &[OsString]) -> Result<()> {
             "could not run the runtime from a read-only mount of itself; refusing to start containers from a writable binary".into(),
         ));
     }
-    let path = std::fs::read_link(exe).context(|| "readlink /proc/self/exe".into())?;
-    unshare(CloneFlags::CLONE_NEWNS).context(|| "unshare a private mount namespace".into())?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .context(|| "make / a slave mount".into())?;
-    mount(
-        Some(&path),
-        &path,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .context(|| format!("bind {} onto itself", path.display()))?;
-    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID;
-    mount(None::<&str>, &path, None::<&str>, flags, None::<&str>)
-        .context(|| format!("remount {} read-only", path.display()))?;
+    let sealed = readonly_clone_of(exe)?;
     std::env::set_var(REEXECED, "1");
     let argv = args
         .iter()
         .map(|a| CString::new(a.as_bytes()))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|_| Error::invalid("a NUL byte in the command line"))?;
-    let prog = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::invalid("a NUL byte in the runtime's path"))?;
-    let Err(source) = nix::unistd::execv(&prog, &argv);
+    let env = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend(v.into_vec());
+            CString::new(kv)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| Error::invalid("a NUL byte in the environment"))?;
+    let Err(source) = nix::unistd::execveat(
+        &sealed,
+        c"",
+        &argv,
+        &env,
+        nix::fcntl::AtFlags::AT_EMPTY_PATH,
+    );
     Err(Error::Sys {
-        context: format!("re-exec {}", path.display()),
+        context: "re-exec the runtime from its read-only copy".into(),
         source,
     })
+}
+
+/// A descriptor for our binary on a detached, read-only bind mount of it.
+fn readonly_clone_of(exe: &Path) -> Result<OwnedFd> {
+    let path = CString::new(exe.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid("a NUL byte in the runtime's path"))?;
+    let flags = libc::OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    // SAFETY: open_tree reads the NUL-terminated path and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(Error::Sys {
+            context: "open_tree(OPEN_TREE_CLONE) on the runtime binary".into(),
+            source: nix::errno::Errno::last(),
+        });
+    }
+    // SAFETY: the kernel just returned this descriptor to us alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads `attr`, whose size we pass, from a valid pointer; the empty
+    // path with AT_EMPTY_PATH names the detached mount behind `fd`.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(Error::Sys {
+            context: "mount_setattr(MOUNT_ATTR_RDONLY) on the runtime's copy".into(),
+            source: nix::errno::Errno::last(),
+        });
+    }
+    Ok(fd)
 }
 
 fn is_readonly(path: &Path) -> Result<bool> {

@@ -245,6 +245,7 @@ impl Drop for Undo<'_> {
 pub fn launch(root: &Root, id: &str, opts: &CreateOptions, mode: Mode) -> Result<Launched> {
     state::validate_id(id)?;
     let checked = check(opts, mode)?;
+    tracing::debug!("bundle checked");
     let dir = root.claim(id)?;
     let mut undo = Undo {
         root,
@@ -255,6 +256,7 @@ pub fn launch(root: &Root, id: &str, opts: &CreateOptions, mode: Mode) -> Result
     };
     let cgroup = make_cgroup(&checked.spec, id)?;
     undo.cgroup = cgroup.clone();
+    tracing::debug!("cgroup made");
     let mut record = Record {
         id: id.to_string(),
         bundle: checked.bundle.clone(),
@@ -298,13 +300,17 @@ pub fn launch(root: &Root, id: &str, opts: &CreateOptions, mode: Mode) -> Result
         host_pid,
     })?;
     undo.child = Some(pid);
+    tracing::debug!(pid, "init cloned");
     configure_from_outside(&checked, cgroup.as_ref(), pid)?;
     parent.send(&Msg::Proceed)?;
+    tracing::debug!("init placed in its cgroup");
     parent.expect(Msg::RuntimeHooks)?;
+    tracing::debug!("init's namespaces and mounts are ready");
     run_runtime_hooks(&checked.spec, id, &checked.bundle, pid)?;
     parent.send(&Msg::HooksDone)?;
     let master = receive_master(&parent, &checked.spec, opts)?;
     parent.expect(Msg::Ready)?;
+    tracing::debug!("init pivoted and configured");
     record.pid = pid;
     record.pid_start_time = state::process_start_time(pid)
         .ok_or_else(|| Error::Init("the container's init exited during setup".into()))?;
@@ -313,6 +319,7 @@ pub fn launch(root: &Root, id: &str, opts: &CreateOptions, mode: Mode) -> Result
         write_pid_file(path, pid)?;
     }
     undo.armed = false;
+    tracing::debug!("container created");
     Ok(Launched {
         record,
         pidfd,
