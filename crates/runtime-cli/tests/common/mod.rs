@@ -118,6 +118,17 @@ impl Harness {
     }
 }
 
+/// A test that fails half-way must not leave its containers running: delete whatever is
+/// left under this harness's root.
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let listed = self.rt(&["list", "--quiet"]);
+        for id in String::from_utf8_lossy(&listed.stdout).lines() {
+            let _ = self.rt(&["delete", "--force", id]);
+        }
+    }
+}
+
 /// Runs `cmd` with stdout and stderr in temporary files, waiting for its exit only.
 pub fn run_to_files(cmd: &mut Command) -> Output {
     let out = tempfile::tempfile().unwrap();
