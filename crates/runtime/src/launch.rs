@@ -100,6 +100,7 @@ fn check(opts: &CreateOptions, mode: Mode) -> Result<Checked> {
     if let Some(caps) = process.capabilities() {
         capabilities::validate(caps)?;
     }
+    check_rlimits(process)?;
     if process.apparmor_profile().is_some() || process.selinux_label().is_some() {
         return Err(Error::invalid(
             "process.apparmorProfile/selinuxLabel: this host has no LSM support in berth-runtime yet; remove them",
@@ -201,6 +202,31 @@ fn check_sysctl(key: &str, plan: &Plan) -> Result<()> {
             namespaces::proc_name(needs)
         )))
     }
+}
+
+/// A hard limit above our own can only be set with CAP_SYS_RESOURCE; say so before anything
+/// is created rather than fail half-way through setup.
+fn check_rlimits(process: &oci_spec::runtime::Process) -> Result<()> {
+    let can_raise = caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    )
+    .unwrap_or(false);
+    if can_raise {
+        return Ok(());
+    }
+    for r in process.rlimits().iter().flatten() {
+        let (_, own_hard) = crate::process::current_rlimit(r.typ())?;
+        if r.hard() > own_hard {
+            return Err(Error::invalid(format!(
+                "process.rlimits {:?} asks for a hard limit of {} but the runtime's own is {own_hard} and it lacks CAP_SYS_RESOURCE to raise it: lower the limit in config.json",
+                r.typ(),
+                r.hard()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_terminal(terminal: bool, socket: bool, mode: Mode) -> Result<()> {

@@ -20,7 +20,7 @@ pub mod launch;
 mod mount_options;
 pub mod namespaces;
 mod paths;
-mod process;
+pub(crate) mod process;
 mod rootfs;
 pub mod seccomp;
 pub mod spec;

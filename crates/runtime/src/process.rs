@@ -30,6 +30,11 @@ pub fn set_rlimits(p: &Process) -> Result<()> {
     Ok(())
 }
 
+/// This process's own (soft, hard) limit of a kind.
+pub fn current_rlimit(t: PosixRlimitType) -> Result<(u64, u64)> {
+    nix::sys::resource::getrlimit(resource(t)).context(|| format!("read {t:?}"))
+}
+
 fn resource(t: PosixRlimitType) -> Resource {
     use PosixRlimitType as T;
     match t {
