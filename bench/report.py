@@ -32,7 +32,7 @@ def table(path, reference):
 
 
 def main():
-    host, nounified, kernel, cores, runs = sys.argv[1:6]
+    host, nounified, kernel, cores, runs, phases = sys.argv[1:7]
     host_table, vs_runc = table(host, "runc")
     nu_table, vs_crun = table(nounified, "crun")
     today = datetime.date.today().isoformat()
@@ -64,7 +64,7 @@ namespace in which hyperfine runs every runtime.
 
 berth-runtime ÷ crun = **{vs_crun:.2f}**.
 """)
-    sys.stdout.write(open("bench/where-time-goes.md").read())
+    sys.stdout.write(open("bench/where-time-goes.md").read().replace("{phases}", open(phases).read()))
 
 
 main()

@@ -46,6 +46,7 @@ unshare --mount --propagation private bash -c '
   round nounified -n berth-runtime "$(cmd "$berth")" -n runc "$(cmd runc)" -n crun "$(cmd crun)" \
     -n "unshare (5 namespaces)" "$unshare_cmd"'
 
+python3 bench/phases.py "$berth" "$work/bundle" 100 > "$work/phases.md"
 python3 bench/report.py "$work/host.json" "$work/nounified.json" \
-  "$(uname -r)" "$(nproc)" "$runs" > docs/benchmarks.md
+  "$(uname -r)" "$(nproc)" "$runs" "$work/phases.md" > docs/benchmarks.md
 cat docs/benchmarks.md

@@ -18,9 +18,14 @@ pub fn init(cli: &Cli) -> Log {
         .as_ref()
         .and_then(|p| OpenOptions::new().create(true).append(true).open(p).ok());
     let json = cli.log_format == "json";
-    let level = if cli.debug { "debug" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::new(level);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // A plain level: an EnvFilter costs a directive parse on every start of a short-lived
+    // process, and this one starts once per container operation.
+    let level = if cli.debug {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::WARN
+    };
+    let builder = tracing_subscriber::fmt().with_max_level(level);
     // A second subscriber cannot be installed; ignoring that keeps tests that call us twice
     // working.
     let _ = match (&file, json) {

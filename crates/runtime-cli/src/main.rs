@@ -54,6 +54,7 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 fn dispatch(cli: &Cli) -> Result<u8> {
+    tracing::debug!("runtime started");
     if cli.systemd_cgroup {
         bail!("--systemd-cgroup is not supported yet: leave it out to use cgroupfs");
     }
