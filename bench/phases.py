@@ -14,10 +14,9 @@ import time
 PHASES = [
     ("runtime started", "the caller's fork and exec, the exe guard's re-exec, command line and log set up"),
     ("bundle checked", "config.json read, parsed and validated, seccomp compiled"),
-    ("cgroup made", "state directory claimed, cgroup directories made, limits and device rules written"),
-    ("init cloned", "state saved, clone3 into the new namespaces"),
-    ("init placed in its cgroup", "parent writes the child's pid into every hierarchy"),
-    ("init's namespaces and mounts are ready", "child: hostname, mounts, /dev, runtime hooks point"),
+    ("init cloned", "state directory claimed and saved, clone3 into the new namespaces"),
+    ("cgroup made, init placed in it", "parent: cgroup directories, limits, device rules, the child's pid in every hierarchy; meanwhile the child mounts its root"),
+    ("init's namespaces and mounts are ready", "child: the rest of its mounts, /dev; runtime hooks point"),
     ("init pivoted and configured", "child: pivot_root, sysctls, masked and read-only paths, identity, capabilities"),
     ("container created", "state saved with the init's pid"),
     ("container started", "start signalled"),

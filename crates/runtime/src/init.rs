@@ -76,6 +76,8 @@ impl Init<'_> {
             .as_ref()
             .ok_or_else(|| Error::invalid("config.json has no \"process\""))?;
         self.set_host_and_domain_names()?;
+        let cgroup_ready = std::cell::Cell::new(false);
+        let await_cgroup = || self.await_cgroup(&cgroup_ready);
         let setup = rootfs::Setup {
             spec: self.spec,
             bundle: self.bundle,
@@ -83,8 +85,10 @@ impl Init<'_> {
             in_new_userns: self.plan.has(LinuxNamespaceType::User),
             cgroup: self.cgroup,
             new_cgroupns: self.plan.has(LinuxNamespaceType::Cgroup),
+            before_cgroup_mount: &await_cgroup,
         };
         setup.prepare()?;
+        await_cgroup()?;
         let fifo = self.open_fifo()?;
         self.chan.send(&Msg::RuntimeHooks)?;
         self.chan.expect(Msg::HooksDone)?;
@@ -125,6 +129,16 @@ impl Init<'_> {
             nix::sched::unshare(self.plan.clone_flags - nix::sched::CloneFlags::CLONE_NEWPID)
                 .context(|| "create namespaces in the joined user namespace".into())?;
         }
+        Ok(())
+    }
+
+    /// Waits (once) until the parent has put us in our cgroup; only then may the cgroup
+    /// namespace be made, so that its root is the container's cgroup.
+    fn await_cgroup(&self, done: &std::cell::Cell<bool>) -> Result<()> {
+        if done.replace(true) {
+            return Ok(());
+        }
+        self.chan.expect(Msg::CgroupReady)?;
         if self.plan.has(LinuxNamespaceType::Cgroup) {
             namespaces::unshare_one(LinuxNamespaceType::Cgroup)?;
         }

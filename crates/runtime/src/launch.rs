@@ -280,9 +280,9 @@ pub fn launch(root: &Root, id: &str, opts: &CreateOptions, mode: Mode) -> Result
         child: None,
         armed: true,
     };
-    let cgroup = make_cgroup(&checked.spec, id)?;
+    // Only resolved here: it is made after the clone, while the child builds its mounts.
+    let cgroup = resolve_cgroup(&checked.spec, id)?;
     undo.cgroup = cgroup.clone();
-    tracing::debug!("cgroup made");
     let mut record = Record {
         id: id.to_string(),
         bundle: checked.bundle.clone(),
@@ -327,9 +327,15 @@ pub fn launch(root: &Root, id: &str, opts: &CreateOptions, mode: Mode) -> Result
     })?;
     undo.child = Some(pid);
     tracing::debug!(pid, "init cloned");
-    configure_from_outside(&checked, cgroup.as_ref(), pid)?;
+    write_id_maps(&checked, pid)?;
     parent.send(&Msg::Proceed)?;
-    tracing::debug!("init placed in its cgroup");
+    if let Some(cg) = &cgroup {
+        make_cgroup(&checked.spec, cg)?;
+        cg.add_pid(pid)?;
+    }
+    set_oom_score_adj(&checked.spec, pid)?;
+    parent.send_or_failure(&Msg::CgroupReady)?;
+    tracing::debug!("cgroup made, init placed in it");
     parent.expect(Msg::RuntimeHooks)?;
     tracing::debug!("init's namespaces and mounts are ready");
     run_runtime_hooks(&checked.spec, id, &checked.bundle, pid)?;
@@ -360,11 +366,21 @@ fn now() -> std::time::Duration {
         .unwrap_or_default()
 }
 
-fn make_cgroup(spec: &Spec, id: &str) -> Result<Option<berth_cgroups::Cgroup>> {
+fn resolve_cgroup(spec: &Spec, id: &str) -> Result<Option<berth_cgroups::Cgroup>> {
     let Some(linux) = spec.linux().as_ref() else {
         return Ok(None);
     };
-    let cg = berth_cgroups::Cgroup::new(linux.cgroups_path().as_deref(), id)?;
+    Ok(Some(berth_cgroups::Cgroup::new(
+        linux.cgroups_path().as_deref(),
+        id,
+    )?))
+}
+
+/// Creates the cgroup and writes the spec's limits and the device allow-list.
+fn make_cgroup(spec: &Spec, cg: &berth_cgroups::Cgroup) -> Result<()> {
+    let Some(linux) = spec.linux().as_ref() else {
+        return Ok(());
+    };
     cg.create()?;
     let mut resources = linux.resources().clone().unwrap_or_default();
     let rules = berth_cgroups::device_rules(
@@ -372,11 +388,7 @@ fn make_cgroup(spec: &Spec, id: &str) -> Result<Option<berth_cgroups::Cgroup>> {
         linux.devices().as_deref().unwrap_or_default(),
     );
     resources.set_devices(Some(rules));
-    if let Err(e) = cg.apply(&resources) {
-        let _ = cg.destroy();
-        return Err(e.into());
-    }
-    Ok(Some(cg))
+    Ok(cg.apply(&resources)?)
 }
 
 fn terminal_sink(opts: &CreateOptions, spec: &Spec) -> Result<Option<TerminalSink>> {
@@ -448,35 +460,27 @@ fn clone_flags(plan: &Plan) -> nix::sched::CloneFlags {
     }
 }
 
-/// What the parent must do to the child from outside: id maps, cgroup, OOM score.
-fn configure_from_outside(
-    checked: &Checked,
-    cgroup: Option<&berth_cgroups::Cgroup>,
-    pid: i32,
-) -> Result<()> {
+/// A new user namespace's id maps, written from outside before the child goes on.
+fn write_id_maps(checked: &Checked, pid: i32) -> Result<()> {
+    if !checked.plan.has(LinuxNamespaceType::User) {
+        return Ok(());
+    }
     let linux = checked.spec.linux().as_ref();
-    if checked.plan.has(LinuxNamespaceType::User) {
-        let uids = linux
-            .and_then(|l| l.uid_mappings().as_deref())
-            .unwrap_or_default();
-        let gids = linux
-            .and_then(|l| l.gid_mappings().as_deref())
-            .unwrap_or_default();
-        namespaces::write_id_maps(pid, uids, gids)?;
-    }
-    if let Some(cg) = cgroup {
-        cg.add_pid(pid)?;
-    }
-    let adj = checked
-        .spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.oom_score_adj());
-    if let Some(adj) = adj {
-        let path = format!("/proc/{pid}/oom_score_adj");
-        std::fs::write(&path, adj.to_string()).context(|| format!("write {path}"))?;
-    }
-    Ok(())
+    let uids = linux
+        .and_then(|l| l.uid_mappings().as_deref())
+        .unwrap_or_default();
+    let gids = linux
+        .and_then(|l| l.gid_mappings().as_deref())
+        .unwrap_or_default();
+    namespaces::write_id_maps(pid, uids, gids)
+}
+
+fn set_oom_score_adj(spec: &Spec, pid: i32) -> Result<()> {
+    let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) else {
+        return Ok(());
+    };
+    let path = format!("/proc/{pid}/oom_score_adj");
+    std::fs::write(&path, adj.to_string()).context(|| format!("write {path}"))
 }
 
 fn run_runtime_hooks(spec: &Spec, id: &str, bundle: &Path, pid: i32) -> Result<()> {

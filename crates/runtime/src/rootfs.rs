@@ -24,6 +24,8 @@ pub struct Setup<'a> {
     pub in_new_userns: bool,
     pub cgroup: Option<&'a berth_cgroups::Cgroup>,
     pub new_cgroupns: bool,
+    /// Called before the first cgroup mount: the cgroup is made concurrently by the parent.
+    pub before_cgroup_mount: &'a dyn Fn() -> Result<()>,
 }
 
 /// A device node to make in the container (or, in a user namespace, the host's to bind).
@@ -108,7 +110,10 @@ impl Setup<'_> {
         }
         match typ {
             "bind" => self.mount_bind(m, &opts, &dest)?,
-            "cgroup" | "cgroup2" => self.mount_cgroup(&opts, &dest)?,
+            "cgroup" | "cgroup2" => {
+                (self.before_cgroup_mount)()?;
+                self.mount_cgroup(&opts, &dest)?
+            }
             "" => {
                 return Err(Error::invalid(format!(
                     "mount {} has no type: set \"type\" (e.g. tmpfs, proc, bind)",

@@ -11,8 +11,11 @@ use crate::error::{Context, Error, Result};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Msg {
-    /// Parent → child: uid/gid maps are written and the child is in its cgroup.
+    /// Parent → child: uid/gid maps are written; set up namespaces and mounts.
     Proceed,
+    /// Parent → child: the cgroup exists, has its limits, and holds the child. Made while
+    /// the child builds its mounts, so the two halves of setup overlap on two cores.
+    CgroupReady,
     /// Child → parent: namespaces and mounts exist, root not yet pivoted; run the runtime-side
     /// (prestart and createRuntime) hooks now.
     RuntimeHooks,
@@ -63,6 +66,18 @@ impl Channel {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e).context(|| "receive on the setup channel".into()),
             }
+        }
+    }
+
+    /// Sends `msg`; if the child is already gone, returns the failure it reported instead
+    /// of a bare EPIPE.
+    pub fn send_or_failure(&self, msg: &Msg) -> Result<()> {
+        match self.send(msg) {
+            Ok(()) => Ok(()),
+            Err(e) => match self.recv() {
+                Ok(Msg::Failed(why)) => Err(Error::Init(why)),
+                _ => Err(e),
+            },
         }
     }
 
