@@ -19,6 +19,11 @@ use args::{Cli, Command};
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
+    // A container's init that re-executed itself from the read-only copy of this binary.
+    if argv.get(1).is_some_and(|a| a == berth_runtime::RESUME_ARG) {
+        let memfd = argv.get(2).and_then(|a| a.to_str()).unwrap_or_default();
+        berth_runtime::resume_init(memfd);
+    }
     // Before anything else: the guard may re-execute us, and work done before that is lost.
     if enters_containers(&argv) {
         if let Err(e) = berth_runtime::exe_guard::ensure_readonly_exe(&argv) {
@@ -90,12 +95,11 @@ fn dispatch(cli: &Cli) -> Result<u8> {
     Ok(0)
 }
 
-/// Commands whose processes enter a container and so must not carry a writable runtime
-/// binary in with them. (An id spelled like a command costs only a needless re-exec.)
+/// `exec` forks the process that enters the container from this one, so this one must not
+/// carry a writable runtime binary in. (create and run protect their init themselves, after
+/// the clone; an id spelled "exec" costs only a needless re-exec.)
 fn enters_containers(argv: &[OsString]) -> bool {
-    argv.iter()
-        .skip(1)
-        .any(|a| a == "create" || a == "run" || a == "exec")
+    argv.iter().skip(1).any(|a| a == "exec")
 }
 
 impl args::CreateFlags {

@@ -70,6 +70,16 @@ pub fn ensure_readonly_exe(args: &[OsString]) -> Result<()> {
     })
 }
 
+/// Our binary on a detached read-only mount, for a child to re-execute from; None when we
+/// already run from a read-only filesystem.
+pub fn sealed_copy() -> Result<Option<OwnedFd>> {
+    let exe = Path::new("/proc/self/exe");
+    if is_readonly(exe)? {
+        return Ok(None);
+    }
+    readonly_clone_of(exe).map(Some)
+}
+
 /// A descriptor for our binary on a detached, read-only bind mount of it.
 fn readonly_clone_of(exe: &Path) -> Result<OwnedFd> {
     let path = CString::new(exe.as_os_str().as_bytes())

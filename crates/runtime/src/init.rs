@@ -62,13 +62,38 @@ impl Init<'_> {
         self.chan.finish_child(self.setup())
     }
 
+    /// Like `run`, but first re-executes the runtime from `sealed`, its read-only copy (see
+    /// `exe_guard`), carrying this init's configuration across in a memfd.
+    pub fn reexec(self, sealed: &OwnedFd) -> ! {
+        let res = self.prologue().and_then(|()| carry::exec(&self, sealed));
+        self.chan.finish_child(res)
+    }
+
     fn setup(&self) -> Result<Infallible> {
+        self.prologue()?;
+        self.setup_after_prologue()
+    }
+
+    /// The first steps, the same with or without a re-exec.
+    fn prologue(&self) -> Result<()> {
         // If the runtime dies mid-setup, so do we; and nothing in the container may ptrace us
         // or open our /proc entries while we still carry the runtime's memory.
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .context(|| "prctl(PR_SET_PDEATHSIG)".into())?;
         nix::sys::prctl::set_dumpable(false).context(|| "prctl(PR_SET_DUMPABLE)".into())?;
         self.chan.expect(Msg::Proceed)?;
+        if self.plan.has(LinuxNamespaceType::User) {
+            // The maps are written; become the namespace's root (before any exec, so that
+            // the capabilities survive it) to set the rest up.
+            setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+                .context(|| "become root in the user namespace (gid)".into())?;
+            setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+                .context(|| "become root in the user namespace (uid)".into())?;
+        }
+        Ok(())
+    }
+
+    fn setup_after_prologue(&self) -> Result<Infallible> {
         self.enter_namespaces()?;
         let process = self
             .spec
@@ -115,13 +140,6 @@ impl Init<'_> {
     fn enter_namespaces(&self) -> Result<()> {
         for (kind, file) in &self.joins {
             namespaces::join(*kind, file)?;
-        }
-        if self.plan.has(LinuxNamespaceType::User) {
-            // The maps are written; become the namespace's root to set the rest up.
-            setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
-                .context(|| "become root in the user namespace (gid)".into())?;
-            setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
-                .context(|| "become root in the user namespace (uid)".into())?;
         }
         if self.plan.joins(LinuxNamespaceType::User) {
             // Namespaces made after joining someone's user namespace must belong to it, so
@@ -241,3 +259,176 @@ fn write_sysctls(spec: &Spec) -> Result<()> {
     }
     Ok(())
 }
+
+/// Carrying an init across its re-exec: everything it was given, as JSON in a memfd, and the
+/// descriptors it holds, kept open across the exec.
+mod carry {
+    use std::convert::Infallible;
+    use std::ffi::CString;
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+    use std::path::PathBuf;
+
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    use oci_spec::runtime::Spec;
+    use serde::{Deserialize, Serialize};
+
+    use super::{Init, StartGate, TerminalSink};
+    use crate::error::{Context, Error, Result};
+    use crate::namespaces::{self, Plan};
+    use crate::seccomp::FilterData;
+    use crate::sync::Channel;
+
+    /// The hidden first argument by which the runtime binary knows it is a resumed init.
+    pub const ARG: &str = "__berth_init";
+
+    #[derive(Serialize, Deserialize)]
+    struct Carried {
+        id: String,
+        spec: Spec,
+        bundle: PathBuf,
+        rootfs: PathBuf,
+        fifo: Option<PathBuf>,
+        chan: RawFd,
+        console: Option<RawFd>,
+        terminal_to_parent: bool,
+        no_pivot: bool,
+        preserve_fds: u32,
+        cgroup: Option<berth_cgroups::Cgroup>,
+        seccomp: Option<FilterData>,
+        host_pid: i32,
+    }
+
+    pub fn exec(init: &Init, sealed: &OwnedFd) -> Result<Infallible> {
+        let console = match &init.terminal {
+            Some(TerminalSink::Socket(fd)) => Some(keep_open(fd.as_raw_fd())?),
+            _ => None,
+        };
+        let carried = Carried {
+            id: init.id.to_string(),
+            spec: init.spec.clone(),
+            bundle: init.bundle.to_path_buf(),
+            rootfs: init.rootfs.clone(),
+            fifo: match &init.gate {
+                StartGate::Fifo(p) => Some(p.clone()),
+                StartGate::Channel => None,
+            },
+            chan: keep_open(init.chan.fd().as_raw_fd())?,
+            console,
+            terminal_to_parent: matches!(init.terminal, Some(TerminalSink::Parent)),
+            no_pivot: init.no_pivot,
+            preserve_fds: init.preserve_fds,
+            cgroup: init.cgroup.cloned(),
+            seccomp: init.seccomp.map(FilterData::from),
+            host_pid: init.host_pid,
+        };
+        let memfd =
+            nix::sys::memfd::memfd_create(c"berth-init", nix::sys::memfd::MFdFlags::empty())
+                .context(|| "memfd_create".into())?;
+        let mut file = std::fs::File::from(memfd);
+        serde_json::to_writer(&mut file, &carried).map_err(|e| Error::Init(e.to_string()))?;
+        file.flush()
+            .context(|| "write the init's configuration".into())?;
+        let memfd = file.into_raw_fd();
+        let argv = [
+            CString::new("berth-runtime").unwrap_or_default(),
+            CString::new(ARG).unwrap_or_default(),
+            CString::new(memfd.to_string()).unwrap_or_default(),
+        ];
+        let env: [CString; 0] = [];
+        let Err(source) =
+            nix::unistd::execveat(sealed, c"", &argv, &env, nix::fcntl::AtFlags::AT_EMPTY_PATH);
+        Err(Error::Sys {
+            context: "re-exec the init from the runtime's read-only copy".into(),
+            source,
+        })
+    }
+
+    fn keep_open(fd: RawFd) -> Result<RawFd> {
+        // SAFETY: fd is one of ours, open for the whole call.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::empty()))
+            .context(|| format!("keep fd {fd} across exec"))?;
+        Ok(fd)
+    }
+
+    /// Entry point of a resumed init: `berth-runtime __berth_init MEMFD`. Never returns.
+    pub fn resume(memfd: &str) -> ! {
+        let carried = memfd
+            .parse::<RawFd>()
+            .map_err(|_| Error::Init(format!("bad init descriptor {memfd:?}")))
+            .and_then(read_carried);
+        let mut carried = match carried {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("berth-runtime: {e}");
+                // SAFETY: nothing of ours needs running at exit; the parent sees the hang-up.
+                unsafe { libc::_exit(1) }
+            }
+        };
+        // SAFETY: the pre-exec init left this descriptor open for us; we are its only owner.
+        let chan = Channel::from(unsafe { OwnedFd::from_raw_fd(carried.chan) });
+        let filter = carried.seccomp.take().map(crate::seccomp::Filter::from);
+        match rebuild(&carried) {
+            Ok((plan, joins)) => {
+                let init = Init {
+                    id: &carried.id,
+                    spec: &carried.spec,
+                    bundle: &carried.bundle,
+                    rootfs: carried.rootfs.clone(),
+                    plan: &plan,
+                    joins,
+                    chan,
+                    gate: match &carried.fifo {
+                        Some(p) => StartGate::Fifo(p.clone()),
+                        None => StartGate::Channel,
+                    },
+                    terminal: match (carried.console, carried.terminal_to_parent) {
+                        // SAFETY: as for the channel: carried across exec for us alone.
+                        (Some(fd), _) => {
+                            Some(TerminalSink::Socket(unsafe { OwnedFd::from_raw_fd(fd) }))
+                        }
+                        (None, true) => Some(TerminalSink::Parent),
+                        (None, false) => None,
+                    },
+                    no_pivot: carried.no_pivot,
+                    preserve_fds: carried.preserve_fds,
+                    cgroup: carried.cgroup.as_ref(),
+                    seccomp: filter.as_ref(),
+                    host_pid: carried.host_pid,
+                };
+                // exec made us dumpable again.
+                let res = nix::sys::prctl::set_dumpable(false)
+                    .context(|| "prctl(PR_SET_DUMPABLE)".into())
+                    .and_then(|()| init.setup_after_prologue());
+                init.chan.finish_child(res)
+            }
+            Err(e) => chan.finish_child(Err(e)),
+        }
+    }
+
+    type Joins = Vec<(oci_spec::runtime::LinuxNamespaceType, std::fs::File)>;
+
+    /// What the parent had checked and the child holds in memory, built again from the spec.
+    fn rebuild(c: &Carried) -> Result<(Plan, Joins)> {
+        let plan = Plan::from_linux(c.spec.linux().as_ref())?;
+        let joins = plan
+            .child_joins()
+            .map(|(kind, path)| Ok((*kind, namespaces::open(*kind, path)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((plan, joins))
+    }
+
+    fn read_carried(fd: RawFd) -> Result<Carried> {
+        // SAFETY: the pre-exec init left this memfd open for us; we are its only owner.
+        let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        file.rewind()
+            .context(|| "rewind the init's configuration".into())?;
+        let mut text = Vec::new();
+        file.read_to_end(&mut text)
+            .context(|| "read the init's configuration".into())?;
+        serde_json::from_slice(&text).map_err(|e| Error::Init(format!("init configuration: {e}")))
+    }
+}
+
+pub use carry::{resume, ARG as RESUME_ARG};

@@ -271,6 +271,16 @@ impl Drop for Undo<'_> {
 pub fn launch(root: &Root, id: &str, opts: &CreateOptions, mode: Mode) -> Result<Launched> {
     state::validate_id(id)?;
     let checked = check(opts, mode)?;
+    // A container in our own pid namespace could see this process: then it too must run
+    // from the read-only copy (this re-executes the command). Otherwise only the init,
+    // which enters the container, needs it, and it re-executes itself after the clone.
+    let shares_our_pids =
+        !checked.plan.has(LinuxNamespaceType::Pid) && !checked.plan.joins(LinuxNamespaceType::Pid);
+    if shares_our_pids {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        crate::exe_guard::ensure_readonly_exe(&args)?;
+    }
+    let sealed = crate::exe_guard::sealed_copy()?;
     tracing::debug!("bundle checked");
     let dir = root.claim(id)?;
     let mut undo = Undo {
@@ -305,7 +315,7 @@ pub fn launch(root: &Root, id: &str, opts: &CreateOptions, mode: Mode) -> Result
     };
     let terminal = terminal_sink(opts, &checked.spec)?;
     let (parent, child) = sync::pair()?;
-    let (pid, pidfd) = clone_init(&checked, child, |chan, host_pid| Init {
+    let (pid, pidfd) = clone_init(&checked, child, sealed.as_ref(), |chan, host_pid| Init {
         id,
         spec: &checked.spec,
         bundle: &checked.bundle,
@@ -418,12 +428,19 @@ fn terminal_sink(opts: &CreateOptions, spec: &Spec) -> Result<Option<TerminalSin
 fn clone_init<'a>(
     checked: &'a Checked,
     child_end: sync::Channel,
+    sealed: Option<&OwnedFd>,
     make_init: impl FnOnce(sync::Channel, i32) -> Init<'a>,
 ) -> Result<(i32, OwnedFd)> {
     let own = enter_for_children(checked)?;
     // Only the parent returns to its own namespaces; the child stays where it was born.
     match fork_into(clone_flags(&checked.plan), None) {
-        Ok(Forked::Child) => make_init(child_end, namespaces::host_pid()).run(),
+        Ok(Forked::Child) => {
+            let init = make_init(child_end, namespaces::host_pid());
+            match sealed {
+                Some(fd) => init.reexec(fd),
+                None => init.run(),
+            }
+        }
         Ok(Forked::Parent { pid, pidfd }) => {
             own.restore()?;
             Ok((pid, pidfd))

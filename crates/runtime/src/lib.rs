@@ -31,5 +31,6 @@ mod wait;
 pub use container::{Report, RunOutcome, Runtime};
 pub use error::{Error, Result};
 pub use exec::ExecOptions;
+pub use init::{resume as resume_init, RESUME_ARG};
 pub use launch::CreateOptions;
 pub use state::Status;

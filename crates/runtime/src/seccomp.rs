@@ -33,6 +33,39 @@ pub struct Filter {
     flags: libc::c_ulong,
 }
 
+/// A filter as plain numbers, to carry it across the init's re-exec.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct FilterData {
+    program: Vec<(u16, u8, u8, u32)>,
+    flags: u64,
+}
+
+impl From<&Filter> for FilterData {
+    fn from(f: &Filter) -> Self {
+        FilterData {
+            program: f
+                .program
+                .iter()
+                .map(|i| (i.code, i.jt, i.jf, i.k))
+                .collect(),
+            flags: f.flags as u64,
+        }
+    }
+}
+
+impl From<FilterData> for Filter {
+    fn from(d: FilterData) -> Self {
+        Filter {
+            program: d
+                .program
+                .into_iter()
+                .map(|(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
+                .collect(),
+            flags: d.flags as libc::c_ulong,
+        }
+    }
+}
+
 impl Filter {
     /// Number of BPF instructions (useful in logs and tests).
     pub fn len(&self) -> usize {

@@ -45,6 +45,12 @@ pub fn pair() -> Result<(Channel, Channel)> {
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
+impl From<OwnedFd> for Channel {
+    fn from(fd: OwnedFd) -> Self {
+        Channel { fd }
+    }
+}
+
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<()> {
         let bytes = serde_json::to_vec(msg).map_err(|e| Error::Init(e.to_string()))?;
