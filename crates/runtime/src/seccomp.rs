@@ -48,7 +48,7 @@ impl From<&Filter> for FilterData {
                 .iter()
                 .map(|i| (i.code, i.jt, i.jf, i.k))
                 .collect(),
-            flags: f.flags as u64,
+            flags: u64::from(f.flags),
         }
     }
 }
