@@ -37,7 +37,7 @@ pub struct Filter {
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct FilterData {
     program: Vec<(u16, u8, u8, u32)>,
-    flags: u64,
+    flags: libc::c_ulong,
 }
 
 impl From<&Filter> for FilterData {
@@ -48,7 +48,7 @@ impl From<&Filter> for FilterData {
                 .iter()
                 .map(|i| (i.code, i.jt, i.jf, i.k))
                 .collect(),
-            flags: u64::from(f.flags),
+            flags: f.flags,
         }
     }
 }
@@ -61,7 +61,7 @@ impl From<FilterData> for Filter {
                 .into_iter()
                 .map(|(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
                 .collect(),
-            flags: d.flags as libc::c_ulong,
+            flags: d.flags,
         }
     }
 }
