@@ -142,3 +142,20 @@ fn commands_on_unknown_containers_fail_cleanly() {
         );
     }
 }
+
+#[test]
+fn fields_not_implemented_are_refused_by_name_not_ignored() {
+    let h = Harness::new();
+    let b = h.bundle("b", &["true"]);
+    h.edit(&b, |v| {
+        v["linux"]["personality"] = json!({"domain": "LINUX32"});
+        v["process"]["scheduler"] = json!({"policy": "SCHED_BATCH"});
+    });
+    refused(&h, &b, &cid("unsupported"), "linux.personality");
+    let out = h.rt(&["create", "--bundle", b.to_str().unwrap(), "x"]);
+    assert!(
+        stderr(&out).contains("process.scheduler"),
+        "{}",
+        stderr(&out)
+    );
+}

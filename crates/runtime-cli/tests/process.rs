@@ -138,3 +138,17 @@ fn rlimits_work_within_the_callers_limits_and_fail_clearly_above_them() {
     }
     h.assert_clean(&id2);
 }
+
+#[test]
+fn the_io_priority_is_applied() {
+    let h = Harness::new();
+    let b = h.bundle("b", &["ionice", "-p", "1"]);
+    h.edit(&b, |v| {
+        v["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 6})
+    });
+    let id = cid("ioprio");
+    let out = h.rt(&["run", "--bundle", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "best-effort: prio 6");
+    h.assert_clean(&id);
+}

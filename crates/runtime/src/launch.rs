@@ -101,6 +101,7 @@ fn check(opts: &CreateOptions, mode: Mode) -> Result<Checked> {
         capabilities::validate(caps)?;
     }
     check_rlimits(process)?;
+    check_unsupported(&spec)?;
     if process.apparmor_profile().is_some() || process.selinux_label().is_some() {
         return Err(Error::invalid(
             "process.apparmorProfile/selinuxLabel: this host has no LSM support in berth-runtime yet; remove them",
@@ -227,6 +228,39 @@ fn check_rlimits(process: &oci_spec::runtime::Process) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Fields berth-runtime does not implement yet: refused by name, never silently ignored.
+fn check_unsupported(spec: &Spec) -> Result<()> {
+    let mut found = Vec::new();
+    if let Some(p) = spec.process() {
+        if p.scheduler().is_some() {
+            found.push("process.scheduler");
+        }
+        if p.exec_cpu_affinity().is_some() {
+            found.push("process.execCPUAffinity");
+        }
+    }
+    if let Some(l) = spec.linux() {
+        let present = [
+            (l.intel_rdt().is_some(), "linux.intelRdt"),
+            (l.personality().is_some(), "linux.personality"),
+            (
+                l.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
+                "linux.netDevices",
+            ),
+            (l.memory_policy().is_some(), "linux.memoryPolicy"),
+            (l.mount_label().is_some(), "linux.mountLabel"),
+        ];
+        found.extend(present.iter().filter(|(on, _)| *on).map(|(_, name)| *name));
+    }
+    match found.as_slice() {
+        [] => Ok(()),
+        names => Err(Error::invalid(format!(
+            "{} not supported by berth-runtime yet: remove from config.json",
+            names.join(", ")
+        ))),
+    }
 }
 
 fn check_terminal(terminal: bool, socket: bool, mode: Mode) -> Result<()> {

@@ -14,6 +14,43 @@ use oci_spec::runtime::{PosixRlimitType, Process};
 use crate::error::{Context, Error, Result};
 use crate::{capabilities, seccomp};
 
+/// process.ioPriority: the I/O scheduling class and level of the process.
+pub fn set_io_priority(p: &Process) -> Result<()> {
+    let Some(io) = p.io_priority() else {
+        return Ok(());
+    };
+    use oci_spec::runtime::IOPriorityClass as C;
+    let class: i64 = match io.class() {
+        C::IoprioClassRt => 1,
+        C::IoprioClassBe => 2,
+        C::IoprioClassIdle => 3,
+    };
+    let level = io.priority();
+    if !(0..=7).contains(&level) {
+        return Err(Error::invalid(format!(
+            "process.ioPriority.priority {level}: use 0 (highest) to 7"
+        )));
+    }
+    const IOPRIO_WHO_PROCESS: i64 = 1;
+    const IOPRIO_CLASS_SHIFT: i64 = 13;
+    // SAFETY: ioprio_set takes three integers and touches no memory of ours.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0,
+            (class << IOPRIO_CLASS_SHIFT) | level,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::Sys {
+            context: "set process.ioPriority".into(),
+            source: nix::errno::Errno::last(),
+        });
+    }
+    Ok(())
+}
+
 pub fn set_rlimits(p: &Process) -> Result<()> {
     for r in p.rlimits().iter().flatten() {
         if r.soft() > r.hard() {
@@ -106,6 +143,7 @@ pub fn set_no_new_privileges() -> Result<()> {
 /// Limits, seccomp and identity, in the order that lets each step still do its work.
 pub fn drop_privileges(p: &Process, filter: Option<&seccomp::Filter>) -> Result<()> {
     set_rlimits(p)?;
+    set_io_priority(p)?;
     let nnp = p.no_new_privileges().unwrap_or(false);
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
     if let (false, Some(f)) = (nnp, filter) {
