@@ -2,6 +2,7 @@
 //! hierarchy this host mounts, whether the host is cgroup v1, v2, or hybrid (v1 controllers
 //! plus a v2 hierarchy beside them, as on this project's CI machines).
 
+mod bpf;
 mod devices;
 mod files;
 mod layout;
@@ -15,6 +16,15 @@ use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 pub use devices::device_rules;
+
+/// Enforces device rules on a cgroup v2 directory with an eBPF program (what `apply` does on
+/// a pure v2 host). Exposed so that it can be exercised on hybrid hosts too.
+pub fn attach_device_filter(
+    dir: &Path,
+    rules: &[oci_spec::runtime::LinuxDeviceCgroup],
+) -> Result<()> {
+    bpf::attach(dir, rules)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -229,13 +239,14 @@ impl Cgroup {
             )?;
         }
         if let Some(rules) = r.devices().as_ref().filter(|d| !d.is_empty()) {
-            match self.dir_for("devices") {
-                Some(h) => v1::devices(&h.dir, rules)?,
-                None => {
-                    return Err(Error::Unsupported(
-                        "device rules on a cgroup v2 host need an eBPF device filter, which berth does not have yet".into(),
-                    ))
-                }
+            match (
+                self.dir_for("devices"),
+                self.hierarchies.iter().find(|h| h.v2),
+            ) {
+                (Some(h), _) => v1::devices(&h.dir, rules)?,
+                // cgroup v2 has no devices controller file: an eBPF program enforces the rules.
+                (None, Some(h)) => bpf::attach(&h.dir, rules)?,
+                (None, None) => return Err(missing("devices")),
             }
         }
         if let Some(n) = r.network() {
