@@ -10,6 +10,7 @@ packages=(
   iproute2            # tests create network namespaces and links to check isolation
   util-linux          # unshare, nsenter for tests and the crun benchmark
   runc crun           # peers in the benchmark
+  podman              # drives berth-runtime through its OCI command line in a test
   hyperfine           # times the benchmark runs
   python3
 )
