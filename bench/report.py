@@ -55,6 +55,11 @@ Versions: {version(["runc", "--version"])}; {version(["crun", "--version"])};
 
 berth-runtime ÷ runc = **{vs_runc:.2f}**.
 
+youki (0.7.0, built from crates.io with `--features v1`) is not in the automatic rounds: in
+one of about 400 runs here it hung for good in `sigtimedwait` with its container's process
+unreaped, and a benchmark must finish. In the one complete round it ran (2026-11-24, this
+machine, same method) its median was 23.6 ms against berth-runtime's 10.1 ms (ratio 0.43).
+
 ## Container start: private mount namespace without cgroup2 (so crun can run)
 
 crun 1.8 fails on this hybrid host; here /sys/fs/cgroup/unified is unmounted in a private mount

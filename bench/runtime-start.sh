@@ -4,7 +4,7 @@
 #
 # This host has hybrid cgroups, on which crun 1.8 cannot run; it runs once /sys/fs/cgroup/unified
 # is unmounted in a private mount namespace. So there are two rounds, each compared within
-# itself: (1) the host as it is: berth-runtime, runc, youki (if built) and bare unshare;
+# itself: (1) the host as it is: berth-runtime, runc and bare unshare;
 # (2) inside a private mount namespace without the unified hierarchy: the same plus crun.
 #
 #   bench/runtime-start.sh [RUNS]        (default 200 runs each)
@@ -14,12 +14,10 @@ runs=${1:-200}
 scripts/deps.sh
 cargo build --release -p berth-runtime-cli >/dev/null
 berth=$PWD/target/release/berth-runtime
-youki=$(command -v youki || true)
-[ -n "$youki" ] || youki=$(ls "$HOME/.cargo/bin/youki" 2>/dev/null || true)
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 cleanup() {
-  for rt in "$berth" runc crun ${youki:+"$youki"}; do
+  for rt in "$berth" runc crun; do
     "$rt" --root "$work/state-$(basename "$rt")" delete -f bench >/dev/null 2>&1 || true
   done
   rm -rf "$work"
@@ -36,11 +34,11 @@ round() {
 
 unshare_cmd="unshare --mount --uts --ipc --net --pid --fork /bin/true"
 round host -n berth-runtime "$(cmd "$berth")" -n runc "$(cmd runc)" \
-  ${youki:+-n youki "$(cmd "$youki")"} -n "unshare (5 namespaces)" "$unshare_cmd"
+  -n "unshare (5 namespaces)" "$unshare_cmd"
 
 # Round 2 runs hyperfine itself inside a private mount namespace without cgroup2.
 export -f round cmd
-export work runs berth youki unshare_cmd
+export work runs berth unshare_cmd
 unshare --mount --propagation private bash -c '
   umount /sys/fs/cgroup/unified
   round nounified -n berth-runtime "$(cmd "$berth")" -n runc "$(cmd runc)" -n crun "$(cmd crun)" \
