@@ -148,13 +148,13 @@ fn fields_not_implemented_are_refused_by_name_not_ignored() {
     let h = Harness::new();
     let b = h.bundle("b", &["true"]);
     h.edit(&b, |v| {
-        v["linux"]["personality"] = json!({"domain": "LINUX32"});
-        v["process"]["scheduler"] = json!({"policy": "SCHED_BATCH"});
+        v["linux"]["intelRdt"] = json!({"closID": "x"});
+        v["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"});
     });
-    refused(&h, &b, &cid("unsupported"), "linux.personality");
+    refused(&h, &b, &cid("unsupported"), "linux.intelRdt");
     let out = h.rt(&["create", "--bundle", b.to_str().unwrap(), "x"]);
     assert!(
-        stderr(&out).contains("process.scheduler"),
+        stderr(&out).contains("linux.memoryPolicy"),
         "{}",
         stderr(&out)
     );

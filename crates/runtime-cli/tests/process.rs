@@ -152,3 +152,21 @@ fn the_io_priority_is_applied() {
     assert_eq!(stdout(&out).trim(), "best-effort: prio 6");
     h.assert_clean(&id);
 }
+
+#[test]
+fn scheduler_affinity_and_personality_are_applied() {
+    let h = Harness::new();
+    // Fields 19 and 41 of /proc/PID/stat: nice and scheduling policy (3 = SCHED_BATCH).
+    let script = "cut -d' ' -f19,41 /proc/$$/stat; grep Cpus_allowed_list /proc/self/status | cut -f2; uname -m";
+    let b = h.bundle("b", &["sh", "-c", script]);
+    h.edit(&b, |v| {
+        v["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 5});
+        v["process"]["execCPUAffinity"] = json!({"initial": "0-1", "final": "0"});
+        v["linux"]["personality"] = json!({"domain": "LINUX32"});
+    });
+    let id = cid("sched");
+    let out = h.rt(&["run", "--bundle", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "5 3\n0\ni686\n");
+    h.assert_clean(&id);
+}

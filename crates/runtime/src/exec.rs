@@ -170,6 +170,7 @@ impl Joiner<'_> {
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .context(|| "prctl(PR_SET_PDEATHSIG)".into())?;
         nix::sys::prctl::set_dumpable(false).context(|| "prctl(PR_SET_DUMPABLE)".into())?;
+        crate::sched::set_exec_affinity(self.process, true)?;
         self.chan.expect(Msg::Proceed)?;
         for (kind, file) in &self.joins {
             namespaces::join(*kind, file)?;
@@ -185,6 +186,7 @@ impl Joiner<'_> {
         chdir(cwd).context(|| format!("chdir {} in the container", cwd.display()))?;
         let program = process::find_executable(self.process)?;
         process::drop_privileges(self.process, self.seccomp)?;
+        crate::sched::set_exec_affinity(self.process, false)?;
         process::load_late_seccomp(self.process, self.seccomp)?;
         // The parent-death signal survives exec; a detached process must outlive us.
         nix::sys::prctl::set_pdeathsig(None).context(|| "prctl(PR_SET_PDEATHSIG)".into())?;

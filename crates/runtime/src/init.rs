@@ -81,6 +81,9 @@ impl Init<'_> {
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .context(|| "prctl(PR_SET_PDEATHSIG)".into())?;
         nix::sys::prctl::set_dumpable(false).context(|| "prctl(PR_SET_DUMPABLE)".into())?;
+        if let Some(p) = self.spec.process() {
+            crate::sched::set_exec_affinity(p, true)?;
+        }
         self.chan.expect(Msg::Proceed)?;
         if self.plan.has(LinuxNamespaceType::User) {
             // The maps are written; become the namespace's root (before any exec, so that
@@ -132,6 +135,13 @@ impl Init<'_> {
         self.chan.send(&Msg::Ready)?;
         self.wait_for_start(fifo)?;
         self.run_container_hooks(|h| h.start_container().as_ref(), "startContainer")?;
+        crate::sched::set_exec_affinity(process, false)?;
+        crate::sched::set_personality(
+            self.spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.personality().as_ref()),
+        )?;
         process::load_late_seccomp(process, self.seccomp)?;
         process::close_fds_on_exec(3 + self.preserve_fds)?;
         process::exec(&program, process)

@@ -233,18 +233,9 @@ fn check_rlimits(process: &oci_spec::runtime::Process) -> Result<()> {
 /// Fields berth-runtime does not implement yet: refused by name, never silently ignored.
 fn check_unsupported(spec: &Spec) -> Result<()> {
     let mut found = Vec::new();
-    if let Some(p) = spec.process() {
-        if p.scheduler().is_some() {
-            found.push("process.scheduler");
-        }
-        if p.exec_cpu_affinity().is_some() {
-            found.push("process.execCPUAffinity");
-        }
-    }
     if let Some(l) = spec.linux() {
         let present = [
             (l.intel_rdt().is_some(), "linux.intelRdt"),
-            (l.personality().is_some(), "linux.personality"),
             (
                 l.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
                 "linux.netDevices",

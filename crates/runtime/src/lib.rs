@@ -22,6 +22,7 @@ pub mod namespaces;
 mod paths;
 pub(crate) mod process;
 mod rootfs;
+mod sched;
 pub mod seccomp;
 pub mod spec;
 pub mod state;

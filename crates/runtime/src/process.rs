@@ -144,6 +144,7 @@ pub fn set_no_new_privileges() -> Result<()> {
 pub fn drop_privileges(p: &Process, filter: Option<&seccomp::Filter>) -> Result<()> {
     set_rlimits(p)?;
     set_io_priority(p)?;
+    crate::sched::set_scheduler(p)?;
     let nnp = p.no_new_privileges().unwrap_or(false);
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
     if let (false, Some(f)) = (nnp, filter) {
