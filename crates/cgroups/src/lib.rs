@@ -140,6 +140,12 @@ impl Cgroup {
     pub fn new(path: Option<&Path>, id: &str) -> Result<Cgroup> {
         let default = PathBuf::from("berth").join(id);
         let path = path.unwrap_or(&default);
+        if !path.components().any(|c| matches!(c, Component::Normal(_))) {
+            return Err(Error::Invalid(format!(
+                "linux.cgroupsPath {:?} names a hierarchy's root: give the container a cgroup of its own below it",
+                path.display().to_string()
+            )));
+        }
         if path.components().any(|c| c == Component::ParentDir) {
             return Err(Error::Invalid(format!(
                 "linux.cgroupsPath {} may not contain \"..\"",

@@ -159,3 +159,13 @@ fn fields_not_implemented_are_refused_by_name_not_ignored() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_cgroups_path_at_the_root_or_above_it_is_refused() {
+    let h = Harness::new();
+    let b = h.bundle("b", &["true"]);
+    for path in ["/", "../escape"] {
+        h.edit(&b, |v| v["linux"]["cgroupsPath"] = json!(path));
+        refused(&h, &b, &cid("cgpath"), "cgroupsPath");
+    }
+}
