@@ -11,6 +11,7 @@ packages=(
   util-linux          # unshare, nsenter for tests and the crun benchmark
   runc crun           # peers in the benchmark
   podman              # drives berth-runtime through its OCI command line in a test
+  docker.io           # dockerd + containerd drive berth-runtime (--add-runtime) in a test
   hyperfine           # times the benchmark runs
   python3
 )

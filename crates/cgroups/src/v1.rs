@@ -29,8 +29,8 @@ pub fn memory(dir: &Path, m: &LinuxMemory) -> Result<()> {
             )));
         }
     }
-    set_limit_and_swap(dir, m.limit(), m.swap())?;
-    if let Some(r) = m.reservation() {
+    set_limit_and_swap(dir, set(m.limit()), set(m.swap()))?;
+    if let Some(r) = set(m.reservation()) {
         write(dir, "memory.soft_limit_in_bytes", &r.to_string())?;
     }
     if let Some(s) = m.swappiness() {
@@ -83,18 +83,23 @@ fn set_limit_and_swap(dir: &Path, limit: Option<i64>, swap: Option<i64>) -> Resu
     Ok(())
 }
 
+/// Docker and other callers send 0 for "not set": as runc does, 0 writes nothing.
+fn set<T: Default + PartialEq>(v: Option<T>) -> Option<T> {
+    v.filter(|v| *v != T::default())
+}
+
 pub fn cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
-    if let Some(s) = c.shares() {
+    if let Some(s) = set(c.shares()) {
         write(dir, "cpu.shares", &s.to_string())?;
     }
     // The period first: a quota is checked against the period in force.
-    if let Some(p) = c.period() {
+    if let Some(p) = set(c.period()) {
         write(dir, "cpu.cfs_period_us", &p.to_string())?;
     }
-    if let Some(q) = c.quota() {
+    if let Some(q) = set(c.quota()) {
         write(dir, "cpu.cfs_quota_us", &q.to_string())?;
     }
-    if let Some(p) = c.realtime_period() {
+    if let Some(p) = set(c.realtime_period()) {
         write_required(
             dir,
             "cpu.rt_period_us",
@@ -102,7 +107,7 @@ pub fn cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
             "realtime cpu scheduling",
         )?;
     }
-    if let Some(r) = c.realtime_runtime() {
+    if let Some(r) = set(c.realtime_runtime()) {
         write_required(
             dir,
             "cpu.rt_runtime_us",
@@ -127,7 +132,7 @@ pub fn cpuset(dir: &Path, c: &LinuxCpu) -> Result<()> {
 }
 
 pub fn blkio(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
-    if let Some(w) = b.weight() {
+    if let Some(w) = set(b.weight()) {
         write_first(
             dir,
             &["blkio.weight", "blkio.bfq.weight"],
@@ -135,7 +140,7 @@ pub fn blkio(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
             "blkio weight",
         )?;
     }
-    if let Some(w) = b.leaf_weight() {
+    if let Some(w) = set(b.leaf_weight()) {
         write_required(
             dir,
             "blkio.leaf_weight",
@@ -144,7 +149,7 @@ pub fn blkio(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
         )?;
     }
     for d in b.weight_device().iter().flatten() {
-        if let Some(w) = d.weight() {
+        if let Some(w) = set(d.weight()) {
             let line = format!("{}:{} {w}", d.major(), d.minor());
             write_first(
                 dir,

@@ -16,15 +16,20 @@ fn max_or(v: i64) -> String {
     }
 }
 
+/// Docker and other callers send 0 for "not set": as runc does, 0 writes nothing.
+fn set<T: Default + PartialEq>(v: Option<T>) -> Option<T> {
+    v.filter(|v| *v != T::default())
+}
+
 pub fn memory(dir: &Path, m: &LinuxMemory) -> Result<()> {
-    if let Some(l) = m.limit() {
+    if let Some(l) = set(m.limit()) {
         write(dir, "memory.max", &max_or(l))?;
     }
-    if let Some(r) = m.reservation() {
+    if let Some(r) = set(m.reservation()) {
         write(dir, "memory.low", &max_or(r))?;
     }
     // OCI swap is memory+swap; v2's memory.swap.max is swap alone.
-    if let Some(s) = m.swap() {
+    if let Some(s) = set(m.swap()) {
         let swap_only = match (s, m.limit()) {
             (-1, _) => -1,
             (s, Some(l)) if l > 0 => s - l,
@@ -49,10 +54,10 @@ pub fn shares_to_weight(shares: u64) -> u64 {
 }
 
 pub fn cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
-    if let Some(s) = c.shares() {
+    if let Some(s) = set(c.shares()) {
         write(dir, "cpu.weight", &shares_to_weight(s).to_string())?;
     }
-    if c.quota().is_some() || c.period().is_some() {
+    if set(c.quota()).is_some() || set(c.period()).is_some() {
         let quota = c
             .quota()
             .filter(|q| *q > 0)
@@ -79,7 +84,7 @@ pub fn blkio_to_io_weight(w: u16) -> u64 {
 }
 
 pub fn io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
-    if let Some(w) = b.weight() {
+    if let Some(w) = set(b.weight()) {
         write(
             dir,
             "io.weight",

@@ -152,6 +152,9 @@ impl Runtime {
             Err(Error::NotFound(_)) if self.root.container_dir(id).is_dir() => {
                 return self.root.remove(id);
             }
+            // As runc: forcing the removal of what is already gone is not an error (shims
+            // clean up after a container that exited and was deleted).
+            Err(Error::NotFound(_)) if force => return Ok(()),
             Err(e) => return Err(e),
         };
         let status = self.status(&record);
