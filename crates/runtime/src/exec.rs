@@ -121,8 +121,7 @@ impl Runtime {
             }
         };
         if let Some(path) = &opts.pid_file {
-            std::fs::write(path, child_pid.to_string())
-                .context(|| format!("write {}", path.display()))?;
+            crate::launch::write_pid_file(path, child_pid)?;
         }
         let Some(signals) = signals else {
             return Ok(RunOutcome::Detached { pid: child_pid });

@@ -556,7 +556,8 @@ fn receive_master(
     crate::console::recv_fd(chan.fd()).map(Some)
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+/// Writes the pid file atomically: a reader sees no file or the whole pid.
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_extension("tmp-berth");
     std::fs::write(&tmp, pid.to_string()).context(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).context(|| format!("write {}", path.display()))
