@@ -199,3 +199,36 @@ fn the_runtime_binary_cannot_be_written_through_a_container_process() {
     h.ok(&["delete", "--force", &id]);
     h.assert_clean(&id);
 }
+
+/// The signal state in /proc/PID/status: blocked and ignored masks.
+fn signal_masks(status: &str) -> (String, String) {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?")
+            .to_string()
+    };
+    (field("SigBlk:"), field("SigIgn:"))
+}
+
+#[test]
+fn the_program_starts_with_no_signal_blocked_or_ignored() {
+    let h = Harness::new();
+    let b = h.bundle("b", &["cat", "/proc/self/status"]);
+    let id = cid("signals");
+    let out = h.rt(&["run", "--bundle", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let zero = "0000000000000000".to_string();
+    assert_eq!(signal_masks(&stdout(&out)), (zero.clone(), zero.clone()));
+    h.assert_clean(&id);
+
+    let b2 = h.bundle("b2", &["sleep", "1000"]);
+    let id2 = cid("signals-exec");
+    h.ok(&["run", "-d", "--bundle", b2.to_str().unwrap(), &id2]);
+    let status = h.ok(&["exec", &id2, "cat", "/proc/self/status"]);
+    assert_eq!(signal_masks(&status), (zero.clone(), zero));
+    h.ok(&["delete", "-f", &id2]);
+    h.assert_clean(&id2);
+}

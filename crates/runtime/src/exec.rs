@@ -189,6 +189,7 @@ impl Joiner<'_> {
         process::load_late_seccomp(self.process, self.seccomp)?;
         // The parent-death signal survives exec; a detached process must outlive us.
         nix::sys::prctl::set_pdeathsig(None).context(|| "prctl(PR_SET_PDEATHSIG)".into())?;
+        process::reset_signals()?;
         process::close_fds_on_exec(3 + self.preserve_fds)?;
         process::exec(&program, self.process)
     }

@@ -142,6 +142,7 @@ impl Init<'_> {
                 .as_ref()
                 .and_then(|l| l.personality().as_ref()),
         )?;
+        process::reset_signals()?;
         process::load_late_seccomp(process, self.seccomp)?;
         process::close_fds_on_exec(3 + self.preserve_fds)?;
         process::exec(&program, process)

@@ -225,6 +225,42 @@ pub fn exec(program: &Path, p: &Process) -> Result<Infallible> {
     execve(&path, &args, &env).context(|| format!("exec {}", program.display()))
 }
 
+/// Gives the user's program a clean signal state: nothing blocked (the runtime blocks signals
+/// it forwards) and nothing ignored (Rust's runtime ignores SIGPIPE, and ignoring survives
+/// exec; handlers do not).
+pub fn reset_signals() -> Result<()> {
+    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .context(|| "clear the signal mask".into())?;
+    // Every signal, the real-time ones included, through the raw system call: glibc refuses
+    // to touch the two it reserves (32 and 33), yet an ignored one would reach the program.
+    // SIG_DFL is 0, so an all-zero kernel sigaction means "default" on every layout.
+    let default_action = [0u64; 4];
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: the kernel reads a zeroed struct sigaction (at least as large as the
+        // kernel's) and writes nothing back (old action pointer is null).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                default_action.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::Sys {
+                context: format!("reset the disposition of signal {sig}"),
+                source: nix::errno::Errno::last(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Marks every descriptor from `first` up close-on-exec, so nothing of the runtime's or the
 /// caller's leaks into the container beyond stdio and the fds it was asked to keep.
 pub fn close_fds_on_exec(first: u32) -> Result<()> {
