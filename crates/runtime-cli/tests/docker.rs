@@ -89,24 +89,7 @@ impl Drop for Dockerd {
 #[test]
 fn docker_runs_execs_stops_and_removes_containers_through_berth_runtime() {
     let h = Harness::new();
-    let rootfs = h.path("rootfs");
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
-    assert!(Command::new(script)
-        .arg(&rootfs)
-        .status()
-        .unwrap()
-        .success());
-    let tar = h.path("rootfs.tar");
-    let tarred = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(tarred.success());
+    let tar = h.busybox_tar();
     let d = Dockerd::start(h.path("docker"));
     d.ok(&["import", tar.to_str().unwrap(), "berth-busybox:test"]);
 

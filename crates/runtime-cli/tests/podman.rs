@@ -54,24 +54,7 @@ const RUN: [&str; 7] = [
 #[test]
 fn podman_runs_execs_stops_and_removes_containers_through_berth_runtime() {
     let h = Harness::new();
-    let rootfs = h.path("rootfs");
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
-    assert!(Command::new(script)
-        .arg(&rootfs)
-        .status()
-        .unwrap()
-        .success());
-    let tar = h.path("rootfs.tar");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
+    let tar = h.busybox_tar();
     let p = Podman { h: &h };
     p.ok(&[
         "import",

@@ -48,6 +48,29 @@ impl Harness {
         dir
     }
 
+    /// A tarball of a busybox root filesystem, for engines that import images (docker,
+    /// podman).
+    pub fn busybox_tar(&self) -> PathBuf {
+        let rootfs = self.path("rootfs");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
+        assert!(Command::new(script)
+            .arg(&rootfs)
+            .status()
+            .unwrap()
+            .success());
+        let tar = self.path("rootfs.tar");
+        let tarred = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(tarred.success());
+        tar
+    }
+
     /// Changes the bundle's config.json.
     pub fn edit(&self, bundle: &Path, f: impl FnOnce(&mut Value)) {
         let path = bundle.join("config.json");
