@@ -13,6 +13,8 @@ packages=(
   podman              # drives berth-runtime through its OCI command line in a test
   docker.io           # dockerd + containerd drive berth-runtime (--add-runtime) in a test
   hyperfine           # times the benchmark runs
+  nftables            # nft: berth's firewall table (published ports, NAT, isolation)
+  iperf3              # network throughput benchmark
   python3
 )
 

@@ -1,5 +1,21 @@
-//! berth's networking (the Container Network Model): networks, endpoints, sandboxes, address
-//! management and drivers. So far: address management (`ipam`); the rest of issue 4 builds on
-//! it.
+//! berth's networking, the Container Network Model: **networks** (a driver's kernel objects
+//! and an address pool), **sandboxes** (a container's network namespace) and **endpoints**
+//! (one interface of a sandbox on a network), with published ports and the firewall.
+//!
+//! The engine drives it through [`Manager`]; see docs/architecture.md for the map.
 
+pub mod drivers;
+pub mod error;
+pub mod firewall;
 pub mod ipam;
+pub mod links;
+pub mod manager;
+pub mod model;
+pub mod netns;
+pub mod ports;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use manager::Manager;
+pub use model::{Driver, Endpoint, EndpointSpec, Network, NetworkSpec, Sandbox, SubnetSpec};
+pub use ports::{parse_publish, PortMapping, Proto};

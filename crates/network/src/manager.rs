@@ -1,0 +1,620 @@
+//! The network crate's API for the engine: networks, sandboxes, and the endpoints that join
+//! them, with their addresses and published ports, kept in the store and in the kernel.
+//!
+//! Every change follows one order: record it in the store (one transaction), then make the
+//! kernel objects, then the firewall; a failure undoes what was made and deletes the record,
+//! and `reconcile` (run at open) settles whatever a crash left between two steps.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::net::{IpAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ipnet::IpNet;
+
+use crate::drivers::{self, Host, Inside};
+use crate::error::{Error, Result};
+use crate::firewall::{self, BridgeRules, Forward};
+use crate::ipam::{self, Pool};
+use crate::links;
+use crate::model::{
+    check_name, parse_driver, Driver, Endpoint, EndpointSpec, Network, NetworkSpec, Sandbox, Subnet,
+};
+use crate::netns::{self, Netns};
+use crate::ports::{PortMapping, Proto};
+use crate::store::Store;
+
+pub struct Manager {
+    host: Host,
+    store: Mutex<Store>,
+    netns_dir: PathBuf,
+    /// One change at a time: a change spans the store, the kernel and the firewall.
+    changing: tokio::sync::Mutex<()>,
+}
+
+/// Where free host ports for `-p containerPort` come from (Docker's ephemeral range).
+const EPHEMERAL: std::ops::RangeInclusive<u16> = 49153..=60999;
+
+impl Manager {
+    /// Opens the store under `root` and pins sandboxes under `run_root/netns`; the calling
+    /// thread's network namespace is the host's. Settles what a crash left behind.
+    pub async fn open(root: &Path, run_root: &Path) -> Result<Manager> {
+        let netns_dir = run_root.join("netns");
+        for dir in [root, &netns_dir] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        }
+        let ns = Netns::current()?;
+        let nl = ns.route_handle()?;
+        let manager = Manager {
+            host: Host { ns, nl },
+            store: Mutex::new(Store::open(&root.join("network.db"))?),
+            netns_dir,
+            changing: tokio::sync::Mutex::new(()),
+        };
+        manager.reconcile().await?;
+        Ok(manager)
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        // A panic while holding the lock cannot leave a half-written row (SQLite rolls back),
+        // so a poisoned lock is still safe to use.
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn networks(&self) -> Result<Vec<Network>> {
+        self.store().networks()
+    }
+
+    pub fn network(&self, key: &str) -> Result<Network> {
+        self.store()
+            .network(key)?
+            .ok_or_else(|| Error::NoSuchNetwork(key.to_string()))
+    }
+
+    pub fn endpoints_on(&self, network_id: &str) -> Result<Vec<Endpoint>> {
+        self.store().endpoints_on(network_id)
+    }
+
+    pub fn endpoints_of(&self, sandbox_id: &str) -> Result<Vec<Endpoint>> {
+        self.store().endpoints_of(sandbox_id)
+    }
+
+    pub fn sandbox(&self, id: &str) -> Result<Sandbox> {
+        self.store()
+            .sandbox(id)?
+            .ok_or_else(|| Error::NoSuchSandbox(id.to_string()))
+    }
+
+    /// Creates a network: checks everything, records it, makes its kernel objects.
+    pub async fn create_network(&self, spec: &NetworkSpec) -> Result<Network> {
+        let _one = self.changing.lock().await;
+        check_name(&spec.name)?;
+        if self.store().network(&spec.name)?.is_some() {
+            return Err(Error::NameTaken(spec.name.clone()));
+        }
+        let id = random_id()?;
+        let driver = parse_driver(&id, spec)?;
+        let mut net = Network {
+            subnets: self.plan_subnets(spec, &driver)?,
+            id,
+            name: spec.name.clone(),
+            driver,
+            internal: spec.internal,
+            attachable: spec.attachable,
+            options: spec.options.clone(),
+            labels: spec.labels.clone(),
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        };
+        self.check_bridge_name_free(&net)?;
+        self.store().insert_network(&net)?;
+        let made = async {
+            net.driver = drivers::create(&self.host, &net).await?;
+            self.sync_firewall()?;
+            Ok::<(), Error>(())
+        }
+        .await;
+        if let Err(e) = made {
+            let _ = drivers::remove(&self.host, &net).await;
+            self.store().delete_network(&net.id)?;
+            let _ = self.sync_firewall();
+            return Err(e);
+        }
+        // The driver may have recorded what it made (a VLAN interface to remove later).
+        self.store().update_network(&net)?;
+        Ok(net)
+    }
+
+    /// Each family's subnet: the user's, checked against every other network's, or the first
+    /// free default pool.
+    fn plan_subnets(&self, spec: &NetworkSpec, driver: &Driver) -> Result<Vec<Subnet>> {
+        let in_use: Vec<IpNet> = self
+            .store()
+            .networks()?
+            .iter()
+            .flat_map(|n| n.subnets.iter().map(|s| s.subnet))
+            .collect();
+        let mut subnets = Vec::new();
+        for s in &spec.subnets {
+            ipam::check_free(&s.subnet, &in_use)?;
+            if subnets
+                .iter()
+                .any(|x: &Subnet| ipam::overlaps(&x.subnet, &s.subnet))
+            {
+                return Err(ipam::Error::Overlap {
+                    new: s.subnet,
+                    existing: s.subnet,
+                }
+                .into());
+            }
+            let pool = Pool::new(s.subnet, s.range, s.gateway)?;
+            subnets.push(Subnet {
+                subnet: s.subnet,
+                range: s.range,
+                gateway: pool.gateway(),
+            });
+        }
+        let is_default = matches!(driver, Driver::Bridge(b) if b.default);
+        if !subnets.iter().any(|s| matches!(s.subnet, IpNet::V4(_))) {
+            let subnet = if is_default
+                && ipam::check_free(&ipam::default_bridge_subnet(), &in_use).is_ok()
+            {
+                ipam::default_bridge_subnet()
+            } else {
+                ipam::pick_subnet(&in_use)?
+            };
+            let pool = Pool::new(subnet, None, None)?;
+            subnets.push(Subnet {
+                subnet,
+                range: None,
+                gateway: pool.gateway(),
+            });
+        }
+        if spec.ipv6 && !subnets.iter().any(|s| matches!(s.subnet, IpNet::V6(_))) {
+            return Err(Error::Invalid(
+                "--ipv6 needs an IPv6 --subnet (berth has no default IPv6 pool)".into(),
+            ));
+        }
+        Ok(subnets)
+    }
+
+    fn check_bridge_name_free(&self, net: &Network) -> Result<()> {
+        let Driver::Bridge(b) = &net.driver else {
+            return Ok(());
+        };
+        for other in self.store().networks()? {
+            if matches!(&other.driver, Driver::Bridge(o) if o.bridge == b.bridge) {
+                return Err(Error::Invalid(format!(
+                    "bridge {} is already used by network {}: choose another com.docker.network.bridge.name",
+                    b.bridge, other.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a network; refused while endpoints are on it.
+    pub async fn remove_network(&self, key: &str) -> Result<()> {
+        let _one = self.changing.lock().await;
+        let net = self.network(key)?;
+        let count = self.store().endpoints_on(&net.id)?.len();
+        if count > 0 {
+            return Err(Error::InUse {
+                network: net.name,
+                count,
+            });
+        }
+        drivers::remove(&self.host, &net).await?;
+        self.store().delete_network(&net.id)?;
+        self.sync_firewall()
+    }
+
+    /// A new sandbox: a pinned network namespace with its loopback up (network mode "none").
+    pub async fn create_sandbox(&self, id: &str) -> Result<Sandbox> {
+        let _one = self.changing.lock().await;
+        check_name(id)?;
+        let path = self.netns_dir.join(id);
+        let ns = Netns::create_at(&path)?;
+        let sandbox = Sandbox {
+            id: id.to_string(),
+            path: path.clone(),
+        };
+        let made = async {
+            let nl = ns.route_handle()?;
+            let lo = links::require(&nl, "lo").await?;
+            links::set_up(&nl, lo.index).await?;
+            self.store().insert_sandbox(&sandbox)
+        }
+        .await;
+        if let Err(e) = made {
+            netns::remove_pinned(&path)?;
+            return Err(e);
+        }
+        Ok(sandbox)
+    }
+
+    /// Disconnects a sandbox from every network and removes its namespace.
+    pub async fn remove_sandbox(&self, id: &str) -> Result<()> {
+        let _one = self.changing.lock().await;
+        let sandbox = self.sandbox(id)?;
+        let endpoints = self.store().endpoints_of(id)?;
+        for ep in endpoints {
+            self.remove_endpoint(&ep, Some(&sandbox)).await?;
+        }
+        self.sync_ports()?;
+        netns::remove_pinned(&sandbox.path)?;
+        self.store().delete_sandbox(id)
+    }
+
+    /// Connects a sandbox to a network: an address, an interface, routes, published ports.
+    pub async fn connect(
+        &self,
+        sandbox_id: &str,
+        network: &str,
+        spec: &EndpointSpec,
+    ) -> Result<Endpoint> {
+        let _one = self.changing.lock().await;
+        let sandbox = self.sandbox(sandbox_id)?;
+        let net = self.network(network)?;
+        let existing = self.store().endpoints_of(sandbox_id)?;
+        if existing.iter().any(|e| e.network_id == net.id) {
+            return Err(Error::AlreadyConnected {
+                sandbox: sandbox_id.into(),
+                network: net.name,
+            });
+        }
+        if matches!(net.driver, Driver::Cni { .. }) {
+            return Err(Error::Invalid(format!(
+                "network {} is a cni network: the cni module joins it",
+                net.name
+            )));
+        }
+        let ep = self.plan_endpoint(&net, &sandbox, &existing, spec)?;
+        self.store().insert_endpoint(&ep)?;
+        match self
+            .make_endpoint(&net, &sandbox, &ep, existing.is_empty())
+            .await
+        {
+            Ok(()) => Ok(ep),
+            Err(e) => {
+                let _ = self.remove_endpoint(&ep, Some(&sandbox)).await;
+                let _ = self.sync_ports();
+                Err(e)
+            }
+        }
+    }
+
+    async fn make_endpoint(
+        &self,
+        net: &Network,
+        sandbox: &Sandbox,
+        ep: &Endpoint,
+        first: bool,
+    ) -> Result<()> {
+        let ns = Netns::open(&sandbox.path)?;
+        let nl = ns.route_handle()?;
+        let inside = Inside {
+            ns: &ns,
+            nl: &nl,
+            default_route: first,
+        };
+        drivers::join(&self.host, net, ep, &inside).await?;
+        if !ep.ports.is_empty() {
+            firewall::apply(&self.host.ns, &firewall::elements("add", &forwards(ep)))?;
+        }
+        Ok(())
+    }
+
+    /// Disconnects a sandbox from a network, live.
+    pub async fn disconnect(&self, sandbox_id: &str, network: &str) -> Result<()> {
+        let _one = self.changing.lock().await;
+        let sandbox = self.sandbox(sandbox_id)?;
+        let net = self.network(network)?;
+        let ep = self
+            .store()
+            .endpoints_of(sandbox_id)?
+            .into_iter()
+            .find(|e| e.network_id == net.id)
+            .ok_or_else(|| Error::NotConnected {
+                sandbox: sandbox_id.into(),
+                network: net.name.clone(),
+            })?;
+        self.remove_endpoint(&ep, Some(&sandbox)).await?;
+        if !ep.ports.is_empty() {
+            self.sync_ports()?;
+        }
+        Ok(())
+    }
+
+    /// Kernel objects first, then the record (and with it the address and ports).
+    async fn remove_endpoint(&self, ep: &Endpoint, sandbox: Option<&Sandbox>) -> Result<()> {
+        let ns = sandbox
+            .filter(|s| netns::is_pinned(&s.path))
+            .map(|s| Netns::open(&s.path))
+            .transpose()?;
+        let nl = ns.as_ref().map(|n| n.route_handle()).transpose()?;
+        let inside = ns.as_ref().zip(nl.as_ref()).map(|(ns, nl)| Inside {
+            ns,
+            nl,
+            default_route: false,
+        });
+        drivers::leave(&self.host, ep, inside.as_ref()).await?;
+        self.store().delete_endpoint(&ep.id)
+    }
+
+    /// Chooses the endpoint's name, addresses, MAC and host ports.
+    fn plan_endpoint(
+        &self,
+        net: &Network,
+        sandbox: &Sandbox,
+        existing: &[Endpoint],
+        spec: &EndpointSpec,
+    ) -> Result<Endpoint> {
+        let id = random_id()?;
+        let taken = self.store().addresses_on(&net.id)?;
+        let mut addresses = Vec::new();
+        for s in &net.subnets {
+            let mut pool = Pool::new(s.subnet, s.range, Some(s.gateway))?;
+            for a in &taken {
+                if s.subnet.contains(a) {
+                    pool.allocate_static(*a)?;
+                }
+            }
+            let ip = match spec.addresses.iter().find(|a| s.subnet.contains(*a)) {
+                Some(ip) => {
+                    pool.allocate_static(*ip)?;
+                    *ip
+                }
+                None => pool.allocate()?,
+            };
+            addresses.push(
+                IpNet::new(ip, s.subnet.prefix_len()).map_err(|e| Error::Invalid(e.to_string()))?,
+            );
+        }
+        if let Some(stray) = spec
+            .addresses
+            .iter()
+            .find(|a| !net.subnets.iter().any(|s| s.subnet.contains(*a)))
+        {
+            return Err(Error::Invalid(format!(
+                "address {stray} is not in any subnet of network {}: choose one inside it",
+                net.name
+            )));
+        }
+        let mac = match &spec.mac {
+            Some(m) => links::format_mac(links::parse_mac(m)?),
+            None => links::format_mac(links::mac_for(addresses[0].addr())),
+        };
+        let ports = self.plan_ports(net, &spec.ports)?;
+        Ok(Endpoint {
+            ifname: next_ifname(existing),
+            host_ifname: matches!(net.driver, Driver::Bridge(_))
+                .then(|| drivers::host_veth_name(&id)),
+            gateways: drivers::gateways_for(net, &addresses),
+            network_id: net.id.clone(),
+            sandbox_id: sandbox.id.clone(),
+            names: spec.names.clone(),
+            id,
+            addresses,
+            mac,
+            ports,
+        })
+    }
+
+    /// Fills in host addresses and free host ports, and refuses ports already taken by
+    /// another container or by a process on the host.
+    fn plan_ports(&self, net: &Network, wanted: &[PortMapping]) -> Result<Vec<PortMapping>> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Driver::Bridge(b) = &net.driver else {
+            return Err(Error::Invalid(format!(
+                "ports can only be published on bridge networks, and {} is a {} network",
+                net.name,
+                net.driver.name()
+            )));
+        };
+        let mut in_use = self.store().ports_in_use()?;
+        let mut out = Vec::new();
+        for p in wanted {
+            let mut p = *p;
+            p.host_ip = p
+                .host_ip
+                .or(b.host_binding)
+                .filter(|ip| !ip.is_unspecified());
+            if p.host_port == 0 {
+                p.host_port = self.free_port(&p, &in_use)?;
+            } else if clashes(&p, &in_use) || !self.bindable(&p) {
+                return Err(Error::PortTaken {
+                    ip: p.host_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                    port: p.host_port,
+                    proto: p.proto.to_string(),
+                });
+            }
+            in_use.push((p.proto, p.host_ip, p.host_port));
+            out.push(p);
+        }
+        Ok(out)
+    }
+
+    fn free_port(&self, p: &PortMapping, in_use: &[(Proto, Option<IpAddr>, u16)]) -> Result<u16> {
+        EPHEMERAL
+            .map(|port| PortMapping {
+                host_port: port,
+                ..*p
+            })
+            .find(|c| !clashes(c, in_use) && self.bindable(c))
+            .map(|c| c.host_port)
+            .ok_or_else(|| Error::Invalid("no free host port left in 49153-60999".into()))
+    }
+
+    /// Whether a host process already listens on the port: published ports are DNAT rules,
+    /// so such a process would silently lose its traffic.
+    fn bindable(&self, p: &PortMapping) -> bool {
+        let ip = p.host_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        self.host
+            .ns
+            .run_in(|| {
+                let free = match p.proto {
+                    Proto::Tcp => TcpListener::bind((ip, p.host_port)).is_ok(),
+                    Proto::Udp => UdpSocket::bind((ip, p.host_port)).is_ok(),
+                };
+                Ok(free)
+            })
+            .unwrap_or(false)
+    }
+
+    /// Rebuilds berth's whole nftables table from the store, in one transaction.
+    fn sync_firewall(&self) -> Result<()> {
+        let store = self.store();
+        let bridges: Vec<BridgeRules> = store
+            .networks()?
+            .into_iter()
+            .filter_map(|n| match n.driver {
+                Driver::Bridge(b) => Some(BridgeRules {
+                    bridge: b.bridge,
+                    subnets: n.subnets.iter().map(|s| s.subnet).collect(),
+                    internal: n.internal,
+                    masquerade: b.masquerade,
+                    icc: b.icc,
+                }),
+                _ => None,
+            })
+            .collect();
+        let all: Vec<Forward> = store.all_endpoints()?.iter().flat_map(forwards).collect();
+        drop(store);
+        firewall::apply(&self.host.ns, &firewall::ruleset(&bridges, &all))
+    }
+
+    /// After ports went away: the table is rebuilt so that no stale element can survive.
+    fn sync_ports(&self) -> Result<()> {
+        self.sync_firewall()
+    }
+
+    /// Settles the kernel and the store after a crash: records whose kernel objects are gone
+    /// are dropped (releasing their addresses and ports), networks get their bridges back,
+    /// links and namespaces berth made but no longer records are deleted, and the firewall
+    /// is rebuilt from the records.
+    pub async fn reconcile(&self) -> Result<()> {
+        let _one = self.changing.lock().await;
+        let sandboxes = self.store().sandboxes()?;
+        let mut live = HashSet::new();
+        for s in sandboxes {
+            if netns::is_pinned(&s.path) {
+                live.insert(s.id.clone());
+            } else {
+                let endpoints = self.store().endpoints_of(&s.id)?;
+                for ep in endpoints {
+                    self.remove_endpoint(&ep, None).await?;
+                }
+                netns::remove_pinned(&s.path)?;
+                self.store().delete_sandbox(&s.id)?;
+            }
+        }
+        let mut owned = HashSet::new();
+        let networks = self.store().networks()?;
+        for net in networks {
+            drivers::create(&self.host, &net).await?;
+            owned.insert(drivers::network_alias(&net.id));
+        }
+        let endpoints = self.store().all_endpoints()?;
+        for ep in endpoints {
+            let present = match &ep.host_ifname {
+                Some(name) => links::by_name(&self.host.nl, name).await?.is_some(),
+                None => true,
+            };
+            if present {
+                owned.insert(drivers::endpoint_alias(&ep.id));
+            } else {
+                self.store().delete_endpoint(&ep.id)?;
+            }
+        }
+        for link in links::all(&self.host.nl).await? {
+            if let Some(alias) = &link.alias {
+                if alias.starts_with(links::ALIAS_PREFIX) && !owned.contains(alias) {
+                    links::delete(&self.host.nl, link.index).await?;
+                }
+            }
+        }
+        self.unpin_strays(&live)?;
+        self.sync_firewall()
+    }
+
+    fn unpin_strays(&self, live: &HashSet<String>) -> Result<()> {
+        let entries = std::fs::read_dir(&self.netns_dir)
+            .map_err(|e| Error::io(format!("list {}", self.netns_dir.display()), e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !live.contains(&name) {
+                netns::remove_pinned(&entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every network, sandbox and the firewall table (`berth system reset`).
+    pub async fn reset(&self) -> Result<()> {
+        let sandboxes = self.store().sandboxes()?;
+        for s in sandboxes {
+            self.remove_sandbox(&s.id).await?;
+        }
+        let networks = self.store().networks()?;
+        for n in networks {
+            self.remove_network(&n.id).await?;
+        }
+        firewall::apply(&self.host.ns, &firewall::ruleset(&[], &[]))
+    }
+}
+
+fn clashes(p: &PortMapping, in_use: &[(Proto, Option<IpAddr>, u16)]) -> bool {
+    in_use.iter().any(|(proto, ip, port)| {
+        *proto == p.proto
+            && *port == p.host_port
+            && (ip.is_none() || p.host_ip.is_none() || *ip == p.host_ip)
+    })
+}
+
+/// The DNAT entries for an endpoint's published ports, one per address family that fits.
+fn forwards(ep: &Endpoint) -> Vec<Forward> {
+    let mut out = Vec::new();
+    for p in &ep.ports {
+        for a in &ep.addresses {
+            let same_family = match p.host_ip {
+                Some(ip) => ip.is_ipv4() == a.addr().is_ipv4(),
+                None => true,
+            };
+            if same_family {
+                out.push(Forward {
+                    host_ip: p.host_ip,
+                    host_port: p.host_port,
+                    proto: p.proto,
+                    target: a.addr(),
+                    target_port: p.container_port,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The lowest ethN not used in the sandbox yet.
+fn next_ifname(existing: &[Endpoint]) -> String {
+    (0..)
+        .map(|i| format!("eth{i}"))
+        .find(|n| !existing.iter().any(|e| &e.ifname == n))
+        .unwrap_or_else(|| "eth0".into())
+}
+
+/// 64 hex digits from the kernel's random source, as Docker's ids.
+pub fn random_id() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| Error::io("read /dev/urandom".into(), e))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
