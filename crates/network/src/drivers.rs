@@ -120,7 +120,16 @@ async fn create_macvlan(
         vlan,
         &network_alias(&net.id),
     )
-    .await?;
+    .await
+    .map_err(|e| match e.errno() {
+        Some(libc::EOPNOTSUPP) => Error::Unsupported {
+            driver: "802.1q VLAN parent".into(),
+            why: "this kernel has no 802.1q support (module 8021q); name an existing \
+                  interface as parent"
+                .into(),
+        },
+        _ => e,
+    })?;
     let link = links::require(&host.nl, &m.parent).await?;
     links::set_up(&host.nl, link.index).await?;
     m.created_vlan = Some(m.parent.clone());
@@ -245,6 +254,25 @@ async fn join_bridge(
     let isolate = !b.icc && !bridged_traffic_filtered(&host.ns);
     links::set_port_flags(&host.nl, veth.index, true, isolate).await?;
     links::set_up(&host.nl, veth.index).await
+}
+
+/// After a restart: whether an endpoint's host side still exists; a veth whose bridge was
+/// re-made (after a reboot or a crash) is attached to it again.
+pub async fn rejoin(host: &Host, net: &Network, ep: &Endpoint) -> Result<bool> {
+    let (Some(name), Driver::Bridge(b)) = (&ep.host_ifname, &net.driver) else {
+        return Ok(true);
+    };
+    let Some(veth) = links::by_name(&host.nl, name).await? else {
+        return Ok(false);
+    };
+    let bridge = links::require(&host.nl, &b.bridge).await?;
+    if veth.master != Some(bridge.index) {
+        links::set_master(&host.nl, veth.index, bridge.index).await?;
+        let isolate = !b.icc && !bridged_traffic_filtered(&host.ns);
+        links::set_port_flags(&host.nl, veth.index, true, isolate).await?;
+        links::set_up(&host.nl, veth.index).await?;
+    }
+    Ok(true)
 }
 
 /// Whether bridged IPv4 traffic passes through netfilter's hooks in the host namespace

@@ -82,7 +82,7 @@ fn describe_netlink(e: &rtnetlink::Error) -> String {
         rtnetlink::Error::NetlinkError(msg) => match msg.code {
             Some(code) => {
                 let errno = -code.get();
-                let text = std::io::Error::from_raw_os_error(errno);
+                let text = nix::errno::Errno::from_raw(errno).desc();
                 format!("{text} (errno {errno})")
             }
             None => "unknown netlink error".to_string(),

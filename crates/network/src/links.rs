@@ -97,13 +97,29 @@ async fn add(handle: &Handle, msg: LinkMessage, what: String) -> Result<()> {
         .map_err(|e| Error::netlink(what, e))
 }
 
+/// Creates a link and marks it as berth's. The kernel ignores IFLA_IFALIAS when it creates a
+/// link, so the alias is a second request; a link whose alias could not be set is deleted.
+async fn add_owned(handle: &Handle, msg: LinkMessage, name: &str, alias: &str) -> Result<()> {
+    add(handle, msg, format!("create link {name}")).await?;
+    let link = require(handle, name).await?;
+    let marked = LinkMessageBuilder::<LinkUnspec>::new()
+        .index(link.index)
+        .alias(alias)
+        .build();
+    if let Err(e) = handle.link().set(marked).execute().await {
+        let _ = delete(handle, link.index).await;
+        return Err(Error::netlink(format!("mark link {name} as berth's"), e));
+    }
+    Ok(())
+}
+
 /// A bridge, down until `up` is called.
 pub async fn add_bridge(handle: &Handle, name: &str, mtu: Option<u32>, alias: &str) -> Result<()> {
-    let mut b = LinkBridge::new(name).alias(alias);
+    let mut b = LinkBridge::new(name);
     if let Some(mtu) = mtu {
         b = b.mtu(mtu);
     }
-    add(handle, b.build(), format!("create bridge {name}")).await
+    add_owned(handle, b.build(), name, alias).await
 }
 
 /// A veth pair whose host end is `host` (in the handle's namespace) and whose other end is
@@ -120,9 +136,8 @@ pub async fn add_veth_into(
     let mut peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
         .name(peer.to_string())
         .setns_by_fd(peer_ns);
-    let mut host_msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
-        .name(host.to_string())
-        .alias(alias);
+    let mut host_msg =
+        LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth).name(host.to_string());
     if let Some(mtu) = mtu {
         peer_msg = peer_msg.mtu(mtu);
         host_msg = host_msg.mtu(mtu);
@@ -130,7 +145,7 @@ pub async fn add_veth_into(
     let msg = host_msg
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build())))
         .build();
-    add(handle, msg, format!("create veth pair {host}/{peer}")).await
+    add_owned(handle, msg, host, alias).await
 }
 
 /// A macvlan on `parent`, born inside `netns` as `name`.
@@ -169,8 +184,8 @@ pub async fn add_vlan(
     vlan: u16,
     alias: &str,
 ) -> Result<()> {
-    let b = LinkVlan::new(name, parent, vlan).alias(alias);
-    add(handle, b.build(), format!("create vlan interface {name}")).await
+    let b = LinkVlan::new(name, parent, vlan);
+    add_owned(handle, b.build(), name, alias).await
 }
 
 pub async fn set_up(handle: &Handle, index: u32) -> Result<()> {

@@ -524,11 +524,8 @@ impl Manager {
         }
         let endpoints = self.store().all_endpoints()?;
         for ep in endpoints {
-            let present = match &ep.host_ifname {
-                Some(name) => links::by_name(&self.host.nl, name).await?.is_some(),
-                None => true,
-            };
-            if present {
+            let net = self.network(&ep.network_id)?;
+            if drivers::rejoin(&self.host, &net, &ep).await? {
                 owned.insert(drivers::endpoint_alias(&ep.id));
             } else {
                 self.store().delete_endpoint(&ep.id)?;

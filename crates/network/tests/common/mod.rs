@@ -233,3 +233,30 @@ pub async fn make_outside(world_dir: &Path, host: &Netns) -> PathBuf {
     links::set_up(&out_nl, lo.index).await.expect("lo up");
     path
 }
+
+/// An interface in the host namespace to stand in for a NIC (macvlan/ipvlan parent): one
+/// end of a veth pair whose other end stays in the host too (this kernel has no dummy links).
+pub async fn add_nic(host: &Netns, name: &str) {
+    let nl = host.route_handle().expect("netlink");
+    let peer = format!("{name}p");
+    nl.link()
+        .add(rtnetlink::LinkVeth::new(name, &peer).build())
+        .execute()
+        .await
+        .expect("a veth pair");
+    for n in [name, peer.as_str()] {
+        let link = links::require(&nl, n).await.expect("nic");
+        links::set_up(&nl, link.index).await.expect("up");
+    }
+}
+
+/// The names of the links in a namespace.
+pub async fn link_names(ns: &Netns) -> Vec<String> {
+    let nl = ns.route_handle().expect("netlink");
+    links::all(&nl)
+        .await
+        .expect("links")
+        .into_iter()
+        .map(|l| l.name)
+        .collect()
+}
