@@ -70,7 +70,14 @@ async fn create_bridge(host: &Host, net: &Network, b: &BridgeSettings) -> Result
             )))
         }
         None => {
-            links::add_bridge(&host.nl, &b.bridge, b.mtu, &alias).await?;
+            // The gateway's MAC, as a container's would be: the same after the bridge is
+            // made again at recovery, so containers' ARP caches stay right.
+            let mac = net
+                .subnets
+                .first()
+                .map(|s| links::mac_for(s.gateway))
+                .ok_or_else(|| Error::Invalid("a bridge network needs a subnet".into()))?;
+            links::add_bridge(&host.nl, &b.bridge, b.mtu, mac, &alias).await?;
             links::require(&host.nl, &b.bridge).await?
         }
     };

@@ -4,8 +4,10 @@
 //!
 //! The engine drives it through [`Manager`]; see docs/architecture.md for the map.
 
+pub mod dns;
 pub mod drivers;
 pub mod error;
+pub mod etc;
 pub mod firewall;
 pub mod ipam;
 pub mod links;
@@ -16,6 +18,7 @@ pub mod ports;
 pub mod store;
 
 pub use error::{Error, Result};
-pub use manager::Manager;
+pub use etc::{EtcFiles, EtcSpec};
+pub use manager::{Manager, Settings};
 pub use model::{Driver, Endpoint, EndpointSpec, Network, NetworkSpec, Sandbox, SubnetSpec};
 pub use ports::{parse_publish, PortMapping, Proto};

@@ -114,8 +114,17 @@ async fn add_owned(handle: &Handle, msg: LinkMessage, name: &str, alias: &str) -
 }
 
 /// A bridge, down until `up` is called.
-pub async fn add_bridge(handle: &Handle, name: &str, mtu: Option<u32>, alias: &str) -> Result<()> {
-    let mut b = LinkBridge::new(name);
+/// A bridge with a MAC of its own: without one, a bridge takes the lowest MAC of its ports
+/// and changes it when that port leaves, and every container's ARP entry for the gateway
+/// goes stale until it times out.
+pub async fn add_bridge(
+    handle: &Handle,
+    name: &str,
+    mtu: Option<u32>,
+    mac: [u8; 6],
+    alias: &str,
+) -> Result<()> {
+    let mut b = LinkBridge::new(name).address(mac.to_vec());
     if let Some(mtu) = mtu {
         b = b.mtu(mtu);
     }

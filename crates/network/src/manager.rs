@@ -5,7 +5,7 @@
 //! kernel objects, then the firewall; a failure undoes what was made and deletes the record,
 //! and `reconcile` (run at open) settles whatever a crash left between two steps.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::net::{IpAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -14,8 +14,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 
+use crate::dns::{self, Dns, View};
 use crate::drivers::{self, Host, Inside};
 use crate::error::{Error, Result};
+use crate::etc::{self, EtcFiles, EtcSpec};
 use crate::firewall::{self, BridgeRules, Forward};
 use crate::ipam::{self, Pool};
 use crate::links;
@@ -30,6 +32,11 @@ pub struct Manager {
     host: Host,
     store: Mutex<Store>,
     netns_dir: PathBuf,
+    /// Per-sandbox files (hosts, hostname, resolv.conf), under the run root.
+    files_dir: PathBuf,
+    /// The host's resolv.conf, read at open: forwarding targets and containers' defaults.
+    host_resolv: String,
+    dns: Dns,
     /// One change at a time: a change spans the store, the kernel and the firewall.
     changing: tokio::sync::Mutex<()>,
 }
@@ -37,21 +44,55 @@ pub struct Manager {
 /// Where free host ports for `-p containerPort` come from (Docker's ephemeral range).
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 49153..=60999;
 
+/// Where a Manager keeps its state and what it takes from the host.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Persistent state: the store.
+    pub root: PathBuf,
+    /// Runtime state: pinned namespaces, per-sandbox files.
+    pub run_root: PathBuf,
+    /// The host's resolver configuration (upstreams for names no network knows).
+    pub resolv_conf: PathBuf,
+    /// The port berth's DNS server listens on, on each served network's gateway.
+    pub dns_port: u16,
+}
+
+impl Settings {
+    pub fn new(root: &Path, run_root: &Path) -> Settings {
+        Settings {
+            root: root.to_path_buf(),
+            run_root: run_root.to_path_buf(),
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            dns_port: dns::PORT,
+        }
+    }
+}
+
 impl Manager {
     /// Opens the store under `root` and pins sandboxes under `run_root/netns`; the calling
     /// thread's network namespace is the host's. Settles what a crash left behind.
     pub async fn open(root: &Path, run_root: &Path) -> Result<Manager> {
-        let netns_dir = run_root.join("netns");
-        for dir in [root, &netns_dir] {
+        Manager::open_with(Settings::new(root, run_root)).await
+    }
+
+    pub async fn open_with(settings: Settings) -> Result<Manager> {
+        let netns_dir = settings.run_root.join("netns");
+        let files_dir = settings.run_root.join("sandboxes");
+        for dir in [&settings.root, &netns_dir, &files_dir] {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
         }
+        // A host without a resolv.conf has no upstreams; containers get Docker's fallback.
+        let host_resolv = std::fs::read_to_string(&settings.resolv_conf).unwrap_or_default();
         let ns = Netns::current()?;
         let nl = ns.route_handle()?;
         let manager = Manager {
             host: Host { ns, nl },
-            store: Mutex::new(Store::open(&root.join("network.db"))?),
+            store: Mutex::new(Store::open(&settings.root.join("network.db"))?),
             netns_dir,
+            files_dir,
+            dns: Dns::start(dns::upstreams_from(&host_resolv), settings.dns_port)?,
+            host_resolv,
             changing: tokio::sync::Mutex::new(()),
         };
         manager.reconcile().await?;
@@ -127,6 +168,7 @@ impl Manager {
         }
         // The driver may have recorded what it made (a VLAN interface to remove later).
         self.store().update_network(&net)?;
+        self.sync_dns()?;
         Ok(net)
     }
 
@@ -211,6 +253,7 @@ impl Manager {
         }
         drivers::remove(&self.host, &net).await?;
         self.store().delete_network(&net.id)?;
+        self.sync_dns()?;
         self.sync_firewall()
     }
 
@@ -247,7 +290,13 @@ impl Manager {
             self.remove_endpoint(&ep, Some(&sandbox)).await?;
         }
         self.sync_ports()?;
+        self.sync_dns()?;
         netns::remove_pinned(&sandbox.path)?;
+        let files = self.files_dir.join(id);
+        if files.exists() {
+            std::fs::remove_dir_all(&files)
+                .map_err(|e| Error::io(format!("remove {}", files.display()), e))?;
+        }
         self.store().delete_sandbox(id)
     }
 
@@ -280,7 +329,10 @@ impl Manager {
             .make_endpoint(&net, &sandbox, &ep, existing.is_empty())
             .await
         {
-            Ok(()) => Ok(ep),
+            Ok(()) => {
+                self.sync_dns()?;
+                Ok(ep)
+            }
             Err(e) => {
                 let _ = self.remove_endpoint(&ep, Some(&sandbox)).await;
                 let _ = self.sync_ports();
@@ -328,7 +380,7 @@ impl Manager {
         if !ep.ports.is_empty() {
             self.sync_ports()?;
         }
-        Ok(())
+        self.sync_dns()
     }
 
     /// Kernel objects first, then the record (and with it the address and ports).
@@ -491,6 +543,46 @@ impl Manager {
         firewall::apply(&self.host.ns, &firewall::ruleset(&bridges, &all))
     }
 
+    /// Serves names on every user-defined bridge network, from the store's endpoints.
+    fn sync_dns(&self) -> Result<()> {
+        let store = self.store();
+        let mut gateways = HashMap::new();
+        let mut view = View::default();
+        for net in store.networks()?.into_iter().filter(serves_names) {
+            gateways.insert(
+                net.id.clone(),
+                net.subnets.iter().map(|s| s.gateway).collect(),
+            );
+            view.add_network(&net.id, net.internal);
+        }
+        for ep in store.all_endpoints()? {
+            let addrs: Vec<IpAddr> = ep.addresses.iter().map(|a| a.addr()).collect();
+            view.add_endpoint(&ep.network_id, &ep.sandbox_id, &ep.names, &addrs);
+        }
+        drop(store);
+        self.dns.sync(gateways, view)
+    }
+
+    /// Writes the sandbox's hosts, hostname and resolv.conf (again after each connect or
+    /// disconnect, in place): its names on its own addresses, and berth's DNS server as the
+    /// resolver when it is on a network that server serves.
+    pub fn write_etc(&self, sandbox_id: &str, spec: &EtcSpec) -> Result<EtcFiles> {
+        self.sandbox(sandbox_id)?;
+        let store = self.store();
+        let mut addresses = Vec::new();
+        let mut embedded = None;
+        for ep in store.endpoints_of(sandbox_id)? {
+            addresses.extend(ep.addresses.first().map(|a| a.addr()));
+            let net = store.network(&ep.network_id)?;
+            if embedded.is_none() && net.as_ref().is_some_and(serves_names) {
+                embedded = ep.gateways.first().copied();
+            }
+        }
+        drop(store);
+        let dir = self.files_dir.join(sandbox_id);
+        etc::write(&dir, spec, &addresses, embedded, &self.host_resolv)
+    }
+
     /// After ports went away: the table is rebuilt so that no stale element can survive.
     fn sync_ports(&self) -> Result<()> {
         self.sync_firewall()
@@ -539,6 +631,7 @@ impl Manager {
             }
         }
         self.unpin_strays(&live)?;
+        self.sync_dns()?;
         self.sync_firewall()
     }
 
@@ -566,6 +659,11 @@ impl Manager {
         }
         firewall::apply(&self.host.ns, &firewall::ruleset(&[], &[]))
     }
+}
+
+/// Docker resolves names on user-defined bridges only; the default bridge has no names.
+fn serves_names(net: &Network) -> bool {
+    matches!(&net.driver, Driver::Bridge(b) if !b.default)
 }
 
 fn clashes(p: &PortMapping, in_use: &[(Proto, Option<IpAddr>, u16)]) -> bool {

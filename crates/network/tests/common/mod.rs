@@ -12,7 +12,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use berth_network::netns::{self, Netns};
-use berth_network::{links, Manager};
+use berth_network::{links, Manager, Settings};
+
+/// The resolv.conf every world's manager reads as the host's.
+pub const UPSTREAM_RESOLV_CONF: &str = "nameserver 127.0.0.1\nsearch test.example\n";
 
 pub struct World {
     pub dir: tempfile::TempDir,
@@ -35,6 +38,17 @@ impl World {
         self.dir.path().join("run")
     }
 
+    /// The world's own resolv.conf: its upstream resolver is 127.0.0.1 in the world's host
+    /// namespace, where a test may run one (nothing reaches the machine's resolvers).
+    pub fn settings(&self) -> Settings {
+        let resolv_conf = self.dir.path().join("resolv.conf");
+        std::fs::write(&resolv_conf, UPSTREAM_RESOLV_CONF).expect("write resolv.conf");
+        Settings {
+            resolv_conf,
+            ..Settings::new(&self.root(), &self.run_root())
+        }
+    }
+
     /// Runs `test` on a thread inside the world's host namespace with a Manager opened there,
     /// then resets the manager and checks that nothing of berth's is left.
     pub fn run<F, Fut>(self, test: F)
@@ -43,7 +57,8 @@ impl World {
         Fut: Future<Output = Manager>,
     {
         let host = self.host.clone();
-        let (root, run_root) = (self.root(), self.run_root());
+        let settings = self.settings();
+        let run_root = self.run_root();
         let outcome = std::thread::spawn(move || {
             let ns = Netns::open(&host).expect("open the host namespace");
             ns.run_in(|| {
@@ -53,7 +68,7 @@ impl World {
                     .expect("a runtime");
                 rt.block_on(async {
                     bring_up_loopback(&ns).await;
-                    let manager = Manager::open(&root, &run_root)
+                    let manager = Manager::open_with(settings)
                         .await
                         .expect("open the manager");
                     let manager = test(manager, host.clone()).await;
@@ -93,6 +108,10 @@ pub async fn assert_nothing_left(ns: &Netns, run_root: &Path) {
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(pinned.is_empty(), "namespaces left behind: {pinned:?}");
+    let files: Vec<_> = std::fs::read_dir(run_root.join("sandboxes"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(files.is_empty(), "sandbox files left behind: {files:?}");
     let tables = nft_in(ns, &["list", "tables"]);
     assert!(
         !tables.contains("berth"),
