@@ -16,6 +16,7 @@ packages=(
   nftables            # nft: berth's firewall table (published ports, NAT, isolation)
   iperf3              # network throughput benchmark
   containernetworking-plugins  # CNI plugins (bridge, host-local, portmap) for custom networks
+  iptables            # what those CNI plugins program
   docker-registry     # a local registry for image pull/push tests
   skopeo umoci        # peers that read and write berth's image archives in tests
   containernetworking-plugins  # CNI plugins (bridge, host-local, portmap, firewall) for custom networks

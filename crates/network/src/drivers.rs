@@ -54,8 +54,25 @@ pub async fn remove(host: &Host, net: &Network) -> Result<()> {
             created_vlan: Some(vlan),
             ..
         }) => links::delete_named(&host.nl, vlan).await,
+        Driver::Cni { config, .. } => remove_cni_bridge(host, config).await,
         _ => Ok(()),
     }
+}
+
+/// The bridge a chain's `bridge` plugin made goes with the network, unless something is
+/// still attached to it (another network's containers sharing the bridge).
+async fn remove_cni_bridge(host: &Host, config: &serde_json::Value) -> Result<()> {
+    let Some(name) = crate::cni::Conflist::from_json(config)?.bridge() else {
+        return Ok(());
+    };
+    let Some(bridge) = links::by_name(&host.nl, &name).await? else {
+        return Ok(());
+    };
+    let all = links::all(&host.nl).await?;
+    if all.iter().any(|l| l.master == Some(bridge.index)) {
+        return Ok(());
+    }
+    links::delete(&host.nl, bridge.index).await
 }
 
 async fn create_bridge(host: &Host, net: &Network, b: &BridgeSettings) -> Result<()> {

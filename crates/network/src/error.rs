@@ -25,6 +25,12 @@ pub enum Error {
         port: u16,
         proto: String,
     },
+    #[error("CNI plugin {plugin} failed on {command}: {message}")]
+    Cni {
+        plugin: String,
+        command: String,
+        message: String,
+    },
     #[error("{driver} networks are not available: {why}")]
     Unsupported { driver: String, why: String },
     #[error(transparent)]

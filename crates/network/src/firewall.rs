@@ -14,7 +14,6 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::IpAddr;
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use ipnet::IpNet;
@@ -189,23 +188,12 @@ pub fn apply(host: &Netns, batch: &str) -> Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
-    let ns = host.raw_fd();
     let mut cmd = Command::new("nft");
     cmd.args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    // SAFETY: between fork and exec the child only calls setns(2), which is async-signal-safe,
-    // on an fd the parent keeps open until the child has exited.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(ns, libc::CLONE_NEWNET) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
+    host.enter_on_exec(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| {
         Error::Firewall(format!(
             "cannot run nft ({e}): install Debian's nftables package"

@@ -4,6 +4,7 @@
 //!
 //! The engine drives it through [`Manager`]; see docs/architecture.md for the map.
 
+pub mod cni;
 pub mod dns;
 pub mod drivers;
 pub mod error;

@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 
+use crate::cni::{self, Attachment, Conflist};
 use crate::dns::{self, Dns, View};
 use crate::drivers::{self, Host, Inside};
 use crate::error::{Error, Result};
@@ -175,6 +176,17 @@ impl Manager {
     /// Each family's subnet: the user's, checked against every other network's, or the first
     /// free default pool.
     fn plan_subnets(&self, spec: &NetworkSpec, driver: &Driver) -> Result<Vec<Subnet>> {
+        if matches!(driver, Driver::Cni { .. }) {
+            // A CNI chain's own IPAM plugin chooses its addresses.
+            if !spec.subnets.is_empty() || spec.ipv6 {
+                return Err(Error::Invalid(
+                    "a cni network's addresses come from its conflist's ipam plugin: remove \
+                     --subnet/--ipv6 and set them in the conflist"
+                        .into(),
+                ));
+            }
+            return Ok(Vec::new());
+        }
         let in_use: Vec<IpNet> = self
             .store()
             .networks()?
@@ -317,11 +329,9 @@ impl Manager {
                 network: net.name,
             });
         }
-        if matches!(net.driver, Driver::Cni { .. }) {
-            return Err(Error::Invalid(format!(
-                "network {} is a cni network: the cni module joins it",
-                net.name
-            )));
+        if let Driver::Cni { config, .. } = &net.driver {
+            let conf = Conflist::from_json(config)?;
+            return self.connect_cni(&net, &conf, &sandbox, &existing, spec);
         }
         let ep = self.plan_endpoint(&net, &sandbox, &existing, spec)?;
         self.store().insert_endpoint(&ep)?;
@@ -339,6 +349,95 @@ impl Manager {
                 Err(e)
             }
         }
+    }
+
+    /// A CNI network: the endpoint is recorded (holding its ports), the plugin chain's ADD
+    /// makes the interface and chooses the addresses, and the record gets them.
+    fn connect_cni(
+        &self,
+        net: &Network,
+        conf: &Conflist,
+        sandbox: &Sandbox,
+        existing: &[Endpoint],
+        spec: &EndpointSpec,
+    ) -> Result<Endpoint> {
+        if !spec.addresses.is_empty() || spec.mac.is_some() {
+            return Err(Error::Invalid(format!(
+                "network {} is a cni network: its conflist's plugins choose addresses and \
+                 MACs, so --ip and --mac-address cannot be given",
+                net.name
+            )));
+        }
+        let mut ep = Endpoint {
+            id: random_id()?,
+            network_id: net.id.clone(),
+            sandbox_id: sandbox.id.clone(),
+            ifname: next_ifname(existing),
+            host_ifname: None,
+            addresses: Vec::new(),
+            gateways: Vec::new(),
+            mac: String::new(),
+            names: spec.names.clone(),
+            ports: self.plan_ports(net, &spec.ports)?,
+            cni_result: None,
+        };
+        self.store().insert_endpoint(&ep)?;
+        let attachment = Attachment {
+            container_id: &sandbox.id,
+            netns: Some(&sandbox.path),
+            ifname: &ep.ifname,
+            ports: &ep.ports,
+        };
+        let result = match cni::add(&self.host.ns, conf, &attachment) {
+            Ok(r) => r,
+            Err(e) => {
+                self.store().delete_endpoint(&ep.id)?;
+                return Err(e);
+            }
+        };
+        let assigned = cni::assigned(&result, &ep.ifname);
+        ep.addresses = assigned.addresses;
+        ep.gateways = assigned.gateways;
+        ep.mac = assigned.mac.unwrap_or_default();
+        ep.cni_result = Some(result);
+        self.store().update_endpoint(&ep)?;
+        Ok(ep)
+    }
+
+    /// Verifies that a sandbox's endpoint on a network is still whole: a CNI chain's CHECK,
+    /// or for berth's own drivers, that the interface is in the sandbox.
+    pub async fn check(&self, sandbox_id: &str, network: &str) -> Result<()> {
+        let sandbox = self.sandbox(sandbox_id)?;
+        let net = self.network(network)?;
+        let ep = self.endpoint(&sandbox, &net)?;
+        if let Driver::Cni { config, .. } = &net.driver {
+            let attachment = Attachment {
+                container_id: &sandbox.id,
+                netns: Some(&sandbox.path),
+                ifname: &ep.ifname,
+                ports: &ep.ports,
+            };
+            let result = ep.cni_result.clone().unwrap_or_default();
+            return cni::check(
+                &self.host.ns,
+                &Conflist::from_json(config)?,
+                &attachment,
+                &result,
+            );
+        }
+        let nl = Netns::open(&sandbox.path)?.route_handle()?;
+        links::require(&nl, &ep.ifname).await.map(|_| ())
+    }
+
+    fn endpoint(&self, sandbox: &Sandbox, net: &Network) -> Result<Endpoint> {
+        self.store()
+            .endpoints_of(&sandbox.id)?
+            .into_iter()
+            .find(|e| e.network_id == net.id)
+            .ok_or_else(|| Error::NotConnected {
+                sandbox: sandbox.id.clone(),
+                network: net.name.clone(),
+            })
     }
 
     async fn make_endpoint(
@@ -367,15 +466,7 @@ impl Manager {
         let _one = self.changing.lock().await;
         let sandbox = self.sandbox(sandbox_id)?;
         let net = self.network(network)?;
-        let ep = self
-            .store()
-            .endpoints_of(sandbox_id)?
-            .into_iter()
-            .find(|e| e.network_id == net.id)
-            .ok_or_else(|| Error::NotConnected {
-                sandbox: sandbox_id.into(),
-                network: net.name.clone(),
-            })?;
+        let ep = self.endpoint(&sandbox, &net)?;
         self.remove_endpoint(&ep, Some(&sandbox)).await?;
         if !ep.ports.is_empty() {
             self.sync_ports()?;
@@ -385,6 +476,20 @@ impl Manager {
 
     /// Kernel objects first, then the record (and with it the address and ports).
     async fn remove_endpoint(&self, ep: &Endpoint, sandbox: Option<&Sandbox>) -> Result<()> {
+        let net = self.store().network(&ep.network_id)?;
+        if let Some(Driver::Cni { config, .. }) = net.as_ref().map(|n| &n.driver) {
+            // Without its namespace (after a crash) DEL still frees the address and rules.
+            let netns = sandbox.map(|s| &s.path).filter(|p| netns::is_pinned(p));
+            let attachment = Attachment {
+                container_id: &ep.sandbox_id,
+                netns: netns.map(PathBuf::as_path),
+                ifname: &ep.ifname,
+                ports: &ep.ports,
+            };
+            let conf = Conflist::from_json(config)?;
+            cni::del(&self.host.ns, &conf, &attachment, ep.cni_result.as_ref())?;
+            return self.store().delete_endpoint(&ep.id);
+        }
         let ns = sandbox
             .filter(|s| netns::is_pinned(&s.path))
             .map(|s| Netns::open(&s.path))
@@ -455,6 +560,7 @@ impl Manager {
             addresses,
             mac,
             ports,
+            cni_result: None,
         })
     }
 
@@ -464,21 +570,23 @@ impl Manager {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let Driver::Bridge(b) = &net.driver else {
-            return Err(Error::Invalid(format!(
-                "ports can only be published on bridge networks, and {} is a {} network",
-                net.name,
-                net.driver.name()
-            )));
+        let host_binding = match &net.driver {
+            Driver::Bridge(b) => b.host_binding,
+            Driver::Cni { config, .. } if Conflist::from_json(config)?.maps_ports() => None,
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "ports can only be published on bridge networks and on cni networks with \
+                     a portMappings plugin, and {} is a {} network",
+                    net.name,
+                    net.driver.name()
+                )))
+            }
         };
         let mut in_use = self.store().ports_in_use()?;
         let mut out = Vec::new();
         for p in wanted {
             let mut p = *p;
-            p.host_ip = p
-                .host_ip
-                .or(b.host_binding)
-                .filter(|ip| !ip.is_unspecified());
+            p.host_ip = p.host_ip.or(host_binding).filter(|ip| !ip.is_unspecified());
             if p.host_port == 0 {
                 p.host_port = self.free_port(&p, &in_use)?;
             } else if clashes(&p, &in_use) || !self.bindable(&p) {

@@ -64,9 +64,11 @@ pub enum Driver {
     Bridge(BridgeSettings),
     Macvlan(MacvlanSettings),
     Ipvlan(IpvlanSettings),
-    /// A CNI plugin chain: the conflist's path.
+    /// A CNI plugin chain: the conflist's path, and its content as read at creation (DEL
+    /// must see the configuration ADD saw, whatever happens to the file).
     Cni {
         conflist: String,
+        config: serde_json::Value,
     },
 }
 
@@ -136,13 +138,15 @@ pub fn parse_driver(id: &str, spec: &NetworkSpec) -> Result<Driver> {
         "" | "bridge" => Driver::Bridge(parse_bridge(id, &opts)?),
         "macvlan" => Driver::Macvlan(parse_macvlan(&opts)?),
         "ipvlan" => Driver::Ipvlan(parse_ipvlan(&opts)?),
-        "cni" => Driver::Cni {
-            conflist: opts.take(OPT_CNI_CONFLIST).ok_or_else(|| {
+        "cni" => {
+            let conflist = opts.take(OPT_CNI_CONFLIST).ok_or_else(|| {
                 Error::Invalid(format!(
                     "a cni network needs -o {OPT_CNI_CONFLIST}=<path of a CNI conflist>"
                 ))
-            })?,
-        },
+            })?;
+            let config = crate::cni::Conflist::load(std::path::Path::new(&conflist))?.to_json();
+            Driver::Cni { conflist, config }
+        }
         "overlay" => {
             return Err(Error::Unsupported {
                 driver: "overlay".into(),
@@ -325,6 +329,9 @@ pub struct Endpoint {
     /// The container's name, its network aliases and short id: the names DNS answers for.
     pub names: Vec<String>,
     pub ports: Vec<PortMapping>,
+    /// A CNI network's ADD result, which DEL and CHECK are given back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni_result: Option<serde_json::Value>,
 }
 
 /// What a caller asks for when connecting a sandbox to a network.

@@ -108,6 +108,24 @@ impl Netns {
         Ok(handle)
     }
 
+    /// Makes `cmd`'s child enter this namespace before it execs: the caller's threads may be
+    /// anywhere, the program runs here. The namespace must stay open until the child exits.
+    pub fn enter_on_exec(&self, cmd: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt;
+        let ns = self.raw_fd();
+        // SAFETY: between fork and exec the child only calls setns(2), which is
+        // async-signal-safe, on an fd the parent keeps open while the child runs.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(ns, libc::CLONE_NEWNET) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+
     pub fn raw_fd(&self) -> i32 {
         self.fd.as_raw_fd()
     }

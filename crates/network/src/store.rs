@@ -48,6 +48,18 @@ CREATE TABLE IF NOT EXISTS ports (
 );
 ";
 
+/// An endpoint's addresses, each taken at most once per network (the primary key says so).
+fn insert_addresses(tx: &rusqlite::Transaction, ep: &Endpoint) -> Result<()> {
+    for a in &ep.addresses {
+        tx.execute(
+            "INSERT INTO addresses (network_id, address, endpoint_id) VALUES (?1, ?2, ?3)",
+            params![ep.network_id, a.addr().to_string(), ep.id],
+        )
+        .map_err(|e| taken(e, || crate::ipam::Error::InUse(a.addr()).into()))?;
+    }
+    Ok(())
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::Corrupt(e.to_string()))
 }
@@ -233,13 +245,7 @@ impl Store {
             "INSERT INTO endpoints (id, network_id, sandbox_id, body) VALUES (?1, ?2, ?3, ?4)",
             params![ep.id, ep.network_id, ep.sandbox_id, to_json(ep)?],
         )?;
-        for a in &ep.addresses {
-            tx.execute(
-                "INSERT INTO addresses (network_id, address, endpoint_id) VALUES (?1, ?2, ?3)",
-                params![ep.network_id, a.addr().to_string(), ep.id],
-            )
-            .map_err(|e| taken(e, || crate::ipam::Error::InUse(a.addr()).into()))?;
-        }
+        insert_addresses(&tx, ep)?;
         for p in &ep.ports {
             let ip = p.host_ip.map(|i| i.to_string()).unwrap_or_default();
             tx.execute(
@@ -259,6 +265,23 @@ impl Store {
     }
 
     /// Forgets an endpoint; its addresses and ports go with it (ON DELETE CASCADE).
+    /// Rewrites an endpoint whose addresses became known after it was recorded (a CNI
+    /// plugin's IPAM chose them).
+    pub fn update_endpoint(&mut self, ep: &Endpoint) -> Result<()> {
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "UPDATE endpoints SET body = ?2 WHERE id = ?1",
+            params![ep.id, to_json(ep)?],
+        )?;
+        tx.execute(
+            "DELETE FROM addresses WHERE endpoint_id = ?1",
+            params![ep.id],
+        )?;
+        insert_addresses(&tx, ep)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn delete_endpoint(&self, id: &str) -> Result<()> {
         self.db
             .execute("DELETE FROM endpoints WHERE id = ?1", [id])?;
