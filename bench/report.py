@@ -36,9 +36,7 @@ def main():
     host_table, vs_runc = table(host, "runc")
     nu_table, vs_crun = table(nounified, "crun")
     today = datetime.date.today().isoformat()
-    print(f"""# Benchmarks
-
-Measured by `bench/runtime-start.sh` on {today}: Linux {kernel}, {cores} cores, a shared and
+    print(f"""Measured by `bench/runtime-start.sh` on {today}: Linux {kernel}, {cores} cores, a shared and
 noisy VM, so only ratios within one round mean anything. Each row is {runs} runs of
 `RUNTIME run --bundle B bench` (create, start, wait, delete) of `/bin/true` from the same
 busybox bundle with berth-runtime's default config (pid, net, ipc, uts, mount namespaces; a

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Times `run` of /bin/true from one busybox bundle with berth-runtime and its peers, in the same
-# run, and writes docs/benchmarks.md with the figures and the ratios.
+# run, and writes the "runtime" section of docs/benchmarks.md with the figures and the ratios.
 #
 # This host has hybrid cgroups, on which crun 1.8 cannot run; it runs once /sys/fs/cgroup/unified
 # is unmounted in a private mount namespace. So there are two rounds, each compared within
@@ -46,5 +46,6 @@ unshare --mount --propagation private bash -c '
 
 python3 bench/phases.py "$berth" "$work/bundle" 100 > "$work/phases.md"
 python3 bench/report.py "$work/host.json" "$work/nounified.json" \
-  "$(uname -r)" "$(nproc)" "$runs" "$work/phases.md" > docs/benchmarks.md
-cat docs/benchmarks.md
+  "$(uname -r)" "$(nproc)" "$runs" "$work/phases.md" |
+  python3 bench/section.py runtime docs/benchmarks.md
+echo "wrote the runtime section of docs/benchmarks.md" >&2

@@ -121,26 +121,35 @@ fn accept(addr: &str) -> Res {
     Ok(())
 }
 
+/// Opens and resets connections for `seconds`, or until one fails; prints the rate over the
+/// time they succeeded and, if one failed, after how many (a proxy that gives up under load
+/// shows here, not as a lower rate).
 fn connect(addr: &str, seconds: u64) -> Res {
     let addr: SocketAddr = addr.parse()?;
     let until = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
     let mut count = 0u64;
+    let mut failed = "-".to_string();
     while Instant::now() < until {
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        // Closing with a reset keeps the client's ports out of TIME_WAIT, so the loop measures
-        // the path and not port exhaustion.
-        let reset = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::Linger, &reset)?;
-        drop(s);
-        count += 1;
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(s) => {
+                // Closing with a reset keeps the client's ports out of TIME_WAIT, so the
+                // loop measures the path and not port exhaustion.
+                let reset = libc::linger {
+                    l_onoff: 1,
+                    l_linger: 0,
+                };
+                nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::Linger, &reset)?;
+                count += 1;
+            }
+            Err(e) => {
+                eprintln!("netbench: connection {} to {addr} failed: {e}", count + 1);
+                failed = count.to_string();
+                break;
+            }
+        }
     }
-    println!(
-        "conn_per_s={:.0}",
-        count as f64 / start.elapsed().as_secs_f64()
-    );
+    let rate = count as f64 / start.elapsed().as_secs_f64();
+    println!("conn_per_s={rate:.0} failed_after={failed}");
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod firewall;
 pub mod ipam;
 pub mod links;
 pub mod manager;
+pub mod mode;
 pub mod model;
 pub mod netns;
 pub mod ports;
@@ -20,6 +21,7 @@ pub mod store;
 
 pub use error::{Error, Result};
 pub use etc::{EtcFiles, EtcSpec};
-pub use manager::{Manager, Settings};
+pub use manager::{Manager, Placement, Settings};
+pub use mode::{parse_mode, Mode};
 pub use model::{Driver, Endpoint, EndpointSpec, Network, NetworkSpec, Sandbox, SubnetSpec};
-pub use ports::{parse_publish, PortMapping, Proto};
+pub use ports::{parse_publish, publish_all, PortMapping, Proto};

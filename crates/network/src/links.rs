@@ -303,6 +303,38 @@ pub async fn add_default_route(handle: &Handle, gateway: IpAddr, index: u32) -> 
         .map_err(|e| Error::netlink(format!("add the default route via {gateway}"), e))
 }
 
+/// The gateways of the namespace's default routes (main table), IPv4 then IPv6.
+pub async fn default_gateways(handle: &Handle) -> Result<Vec<IpAddr>> {
+    use netlink_packet_route::route::{RouteAddress, RouteAttribute};
+    let mut out = Vec::new();
+    let queries = [
+        RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+        RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+    ];
+    for query in queries {
+        let routes: Vec<_> = handle
+            .route()
+            .get(query)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| Error::netlink("list routes", e))?;
+        for r in routes
+            .iter()
+            .filter(|r| r.header.destination_prefix_length == 0)
+        {
+            for attr in &r.attributes {
+                match attr {
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => out.push(IpAddr::V4(*g)),
+                    RouteAttribute::Gateway(RouteAddress::Inet6(g)) => out.push(IpAddr::V6(*g)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The addresses on `index`, as networks with prefix (for checks and tests).
 pub async fn addresses(handle: &Handle, index: u32) -> Result<Vec<IpNet>> {
     use netlink_packet_route::address::AddressAttribute;

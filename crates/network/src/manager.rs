@@ -22,12 +22,24 @@ use crate::etc::{self, EtcFiles, EtcSpec};
 use crate::firewall::{self, BridgeRules, Forward};
 use crate::ipam::{self, Pool};
 use crate::links;
+use crate::mode::Mode;
 use crate::model::{
     check_name, parse_driver, Driver, Endpoint, EndpointSpec, Network, NetworkSpec, Sandbox, Subnet,
 };
 use crate::netns::{self, Netns};
 use crate::ports::{PortMapping, Proto};
 use crate::store::Store;
+
+/// Where a container's network namespace comes from.
+#[derive(Debug, Clone)]
+pub enum Placement {
+    /// The host's own namespace (network mode host).
+    Host,
+    /// Another container's sandbox, shared.
+    Shared(Sandbox),
+    /// A sandbox of its own.
+    Own,
+}
 
 pub struct Manager {
     host: Host,
@@ -128,6 +140,22 @@ impl Manager {
         self.store()
             .sandbox(id)?
             .ok_or_else(|| Error::NoSuchSandbox(id.to_string()))
+    }
+
+    /// Where a container with this network mode gets its namespace: the host's, another
+    /// container's sandbox, or a sandbox of its own (for the caller to create).
+    pub fn placement(&self, mode: &Mode) -> Result<Placement> {
+        match mode {
+            Mode::Host => Ok(Placement::Host),
+            Mode::Container(id) => match self.store().sandbox(id)? {
+                Some(s) => Ok(Placement::Shared(s)),
+                None => Err(Error::Invalid(format!(
+                    "container {id} has no network sandbox to share: start it first, or check \
+                     the name in --network container:{id}"
+                ))),
+            },
+            Mode::None | Mode::Networks(_) => Ok(Placement::Own),
+        }
     }
 
     /// Creates a network: checks everything, records it, makes its kernel objects.
@@ -471,7 +499,31 @@ impl Manager {
         if !ep.ports.is_empty() {
             self.sync_ports()?;
         }
-        self.sync_dns()
+        self.sync_dns()?;
+        self.hand_over_default_route(&sandbox).await
+    }
+
+    /// When the endpoint that carried the sandbox's default route has gone, the next one
+    /// with a way out takes it over, as in Docker.
+    async fn hand_over_default_route(&self, sandbox: &Sandbox) -> Result<()> {
+        let nl = Netns::open(&sandbox.path)?.route_handle()?;
+        if !links::default_gateways(&nl).await?.is_empty() {
+            return Ok(());
+        }
+        // Listed first: the store's lock must not be held across the loop.
+        let remaining = self.store().endpoints_of(&sandbox.id)?;
+        for ep in remaining {
+            let net = self.network(&ep.network_id)?;
+            if net.internal || ep.gateways.is_empty() || matches!(net.driver, Driver::Cni { .. }) {
+                continue;
+            }
+            let link = links::require(&nl, &ep.ifname).await?;
+            for gw in &ep.gateways {
+                links::add_default_route(&nl, *gw, link.index).await?;
+            }
+            break;
+        }
+        Ok(())
     }
 
     /// Kernel objects first, then the record (and with it the address and ports).

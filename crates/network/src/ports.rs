@@ -49,6 +49,24 @@ impl fmt::Display for PortMapping {
     }
 }
 
+/// `-P`: every port the image exposes (its config's `ExposedPorts` keys, `80/tcp`), each to
+/// a free host port on every host address.
+pub fn publish_all(exposed: &[String]) -> Result<Vec<PortMapping>> {
+    let mut out = Vec::new();
+    for port in exposed {
+        let invalid = || {
+            Error::Invalid(format!(
+                "invalid exposed port {port:?}: write port[/tcp|udp], a number from 1 to 65535"
+            ))
+        };
+        if port.contains(':') {
+            return Err(invalid());
+        }
+        out.extend(parse_publish(port).map_err(|_| invalid())?);
+    }
+    Ok(out)
+}
+
 /// Parses one `-p` value into one mapping per port of its range.
 pub fn parse_publish(spec: &str) -> Result<Vec<PortMapping>> {
     let bad = |why: &str| {
@@ -118,6 +136,21 @@ fn parse_range(s: &str) -> Option<(u16, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn publish_all_maps_each_exposed_port_to_a_free_host_port() {
+        let exposed = ["80/tcp".to_string(), "53/udp".into(), "8080".into()];
+        let got = publish_all(&exposed).unwrap();
+        let want = [(80, Proto::Tcp), (53, Proto::Udp), (8080, Proto::Tcp)];
+        assert_eq!(got.len(), 3);
+        for (p, (port, proto)) in got.iter().zip(want) {
+            assert_eq!((p.host_ip, p.host_port), (None, 0));
+            assert_eq!((p.container_port, p.proto), (port, proto));
+        }
+        let err = publish_all(&["1:2".into()]).unwrap_err().to_string();
+        assert!(err.contains("invalid exposed port"), "{err}");
+        assert!(publish_all(&["http/tcp".into()]).is_err());
+    }
 
     fn one(s: &str) -> PortMapping {
         let v = parse_publish(s).unwrap();

@@ -362,6 +362,15 @@ fn a_running_sandbox_is_connected_and_disconnected_live() {
             .unwrap_err()
             .to_string();
         assert!(err.contains("already connected"), "{err}");
+        // The first network carried the default route; once it goes, the second takes it.
+        let first_gw = m.network("first").unwrap().subnets[0].gateway;
+        assert_eq!(links::default_gateways(&inside).await.unwrap(), [first_gw]);
+        m.disconnect("a", "first").await.unwrap();
+        assert_eq!(
+            links::default_gateways(&inside).await.unwrap(),
+            ["10.77.0.254".parse::<std::net::IpAddr>().unwrap()],
+            "the default route moved to the remaining network"
+        );
         m.remove_sandbox("a").await.unwrap();
         m.remove_sandbox("b").await.unwrap();
         m.remove_network("first").await.unwrap();
