@@ -1,0 +1,35 @@
+//! The engine's errors: each one line that says what went wrong and what to do next.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {errno}")]
+    Sys { what: String, errno: nix::Error },
+    #[error(transparent)]
+    Runtime(#[from] berth_runtime::Error),
+}
+
+impl Error {
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    pub fn sys(what: impl Into<String>, errno: nix::Error) -> Error {
+        Error::Sys {
+            what: what.into(),
+            errno,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

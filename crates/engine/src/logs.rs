@@ -1,0 +1,353 @@
+//! Container logs in Docker's json-file format: one JSON object per line,
+//! `{"log":"text\n","stream":"stdout","time":"2026-11-25T08:00:00.123456789Z"}`, rotated by size
+//! into `<file>.1` … `<file>.N` (the higher, the older), as dockerd's json-file driver does, so
+//! tools that read Docker's log files read berth's.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+
+/// Docker splits lines longer than this into several entries.
+const MAX_LINE: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of output as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub log: String,
+    pub stream: Stream,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+}
+
+/// `--log-opt max-size` and `max-file`: no limit by default, as in Docker.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation {
+    pub max_size: Option<u64>,
+    pub max_files: u32,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Rotation {
+            max_size: None,
+            max_files: 1,
+        }
+    }
+}
+
+/// Appends a container's output to its log, a line per entry, rotating when it is full.
+pub struct Writer {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    rotation: Rotation,
+    /// Output after the last newline, per stream, until its line is complete.
+    pending: [Vec<u8>; 2],
+}
+
+impl Writer {
+    pub fn open(path: &Path, rotation: Rotation) -> Result<Writer> {
+        if rotation.max_files == 0 {
+            return Err(Error::Invalid(
+                "max-file must be at least 1: it counts the current log file".into(),
+            ));
+        }
+        let file = open_append(path)?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io(format!("stat {}", path.display()), e))?
+            .len();
+        Ok(Writer {
+            path: path.to_path_buf(),
+            file,
+            size,
+            rotation,
+            pending: [Vec::new(), Vec::new()],
+        })
+    }
+
+    /// Takes output as it comes; every complete line (or 16 KiB of one) becomes an entry.
+    pub fn write(&mut self, stream: Stream, bytes: &[u8]) -> Result<()> {
+        let slot = stream as usize;
+        self.pending[slot].extend_from_slice(bytes);
+        loop {
+            let buf = &self.pending[slot];
+            let cut = match buf.iter().position(|b| *b == b'\n') {
+                Some(nl) if nl < MAX_LINE => nl + 1,
+                _ if buf.len() >= MAX_LINE => MAX_LINE,
+                _ => return Ok(()),
+            };
+            let line: Vec<u8> = self.pending[slot].drain(..cut).collect();
+            self.append(stream, &line)?;
+        }
+    }
+
+    /// At the end of the output: what is left of an unfinished line is written as it is.
+    pub fn finish(&mut self) -> Result<()> {
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let rest = std::mem::take(&mut self.pending[stream as usize]);
+            if !rest.is_empty() {
+                self.append(stream, &rest)?;
+            }
+        }
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io(format!("sync {}", self.path.display()), e))
+    }
+
+    fn append(&mut self, stream: Stream, line: &[u8]) -> Result<()> {
+        let entry = Entry {
+            log: String::from_utf8_lossy(line).into_owned(),
+            stream,
+            time: OffsetDateTime::now_utc(),
+        };
+        let mut json = serde_json::to_vec(&entry)
+            .map_err(|e| Error::Invalid(format!("encode a log entry: {e}")))?;
+        json.push(b'\n');
+        if let Some(max) = self.rotation.max_size {
+            if self.size > 0 && self.size + json.len() as u64 > max {
+                self.rotate()?;
+            }
+        }
+        self.file
+            .write_all(&json)
+            .map_err(|e| Error::io(format!("write {}", self.path.display()), e))?;
+        self.size += json.len() as u64;
+        Ok(())
+    }
+
+    /// file.N-1 → file.N, …, file → file.1, and a new empty file; with max-file 1 the log
+    /// simply starts again.
+    fn rotate(&mut self) -> Result<()> {
+        let keep = self.rotation.max_files - 1;
+        if keep > 0 {
+            for n in (1..keep).rev() {
+                let from = rotated(&self.path, n);
+                if from.exists() {
+                    rename(&from, &rotated(&self.path, n + 1))?;
+                }
+            }
+            rename(&self.path, &rotated(&self.path, 1))?;
+        } else {
+            std::fs::remove_file(&self.path)
+                .map_err(|e| Error::io(format!("remove {}", self.path.display()), e))?;
+        }
+        self.file = open_append(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("open {}", path.display()), e))
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(|e| Error::io(format!("rotate {}", from.display()), e))
+}
+
+fn rotated(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// What `logs` asks for: `--tail`, `--since`, `--until`, and which streams.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub tail: Option<usize>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Query {
+            tail: None,
+            since: None,
+            until: None,
+            stdout: true,
+            stderr: true,
+        }
+    }
+}
+
+/// The entries of a log and its rotated files, oldest first, filtered by the query. A line
+/// that cannot be parsed (a file cut short by a crash) is skipped.
+pub fn read(path: &Path, query: &Query) -> Result<Vec<Entry>> {
+    let mut files: Vec<PathBuf> = (1..)
+        .map(|n| rotated(path, n))
+        .take_while(|p| p.exists())
+        .collect();
+    files.reverse();
+    files.push(path.to_path_buf());
+    let mut out = Vec::new();
+    for f in files.iter().filter(|f| f.exists()) {
+        let file = File::open(f).map_err(|e| Error::io(format!("open {}", f.display()), e))?;
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(|e| Error::io(format!("read {}", f.display()), e))?;
+            if let Ok(entry) = serde_json::from_str::<Entry>(&line) {
+                if wanted(&entry, query) {
+                    out.push(entry);
+                }
+            }
+        }
+    }
+    if let Some(n) = query.tail {
+        let skip = out.len().saturating_sub(n);
+        out.drain(..skip);
+    }
+    Ok(out)
+}
+
+fn wanted(e: &Entry, q: &Query) -> bool {
+    let stream = match e.stream {
+        Stream::Stdout => q.stdout,
+        Stream::Stderr => q.stderr,
+    };
+    stream && q.since.is_none_or(|s| e.time >= s) && q.until.is_none_or(|u| e.time < u)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(entries: &[Entry]) -> Vec<String> {
+        entries.iter().map(|e| e.log.clone()).collect()
+    }
+
+    #[test]
+    fn lines_are_entries_in_dockers_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let mut w = Writer::open(&path, Rotation::default()).unwrap();
+        w.write(Stream::Stdout, b"hel").unwrap();
+        w.write(Stream::Stderr, b"oops\n").unwrap();
+        w.write(Stream::Stdout, b"lo\nwor").unwrap();
+        w.finish().unwrap();
+        let raw = std::fs::read_to_string(&path).unwrap();
+        let first: serde_json::Value = serde_json::from_str(raw.lines().next().unwrap()).unwrap();
+        assert_eq!(first["log"], "oops\n");
+        assert_eq!(first["stream"], "stderr");
+        assert!(first["time"].as_str().unwrap().ends_with('Z'));
+        let all = read(&path, &Query::default()).unwrap();
+        assert_eq!(texts(&all), ["oops\n", "hello\n", "wor"]);
+        let out_only = Query {
+            stderr: false,
+            ..Query::default()
+        };
+        assert_eq!(texts(&read(&path, &out_only).unwrap()), ["hello\n", "wor"]);
+    }
+
+    #[test]
+    fn long_lines_are_split_at_16k() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut w = Writer::open(&path, Rotation::default()).unwrap();
+        let mut long = vec![b'x'; MAX_LINE + 10];
+        long.push(b'\n');
+        w.write(Stream::Stdout, &long).unwrap();
+        w.finish().unwrap();
+        let all = read(&path, &Query::default()).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].log.len(), MAX_LINE);
+        assert_eq!(all[1].log.len(), 11);
+    }
+
+    #[test]
+    fn rotation_keeps_max_files_and_reading_spans_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let rotation = Rotation {
+            max_size: Some(200),
+            max_files: 3,
+        };
+        let mut w = Writer::open(&path, rotation).unwrap();
+        for i in 0..20 {
+            w.write(Stream::Stdout, format!("line {i:02}\n").as_bytes())
+                .unwrap();
+        }
+        w.finish().unwrap();
+        assert!(rotated(&path, 2).exists() && !rotated(&path, 3).exists());
+        for f in [path.clone(), rotated(&path, 1), rotated(&path, 2)] {
+            assert!(std::fs::metadata(&f).unwrap().len() <= 200);
+        }
+        let all = texts(&read(&path, &Query::default()).unwrap());
+        // The oldest went with the third rotation; the rest are in order.
+        assert_eq!(all.last().unwrap(), "line 19\n");
+        let numbers: Vec<u32> = all.iter().map(|l| l[5..7].parse().unwrap()).collect();
+        assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
+        assert!(numbers[0] > 0, "the oldest lines were dropped");
+        let tail = Query {
+            tail: Some(2),
+            ..Query::default()
+        };
+        assert_eq!(
+            texts(&read(&path, &tail).unwrap()),
+            ["line 18\n", "line 19\n"]
+        );
+    }
+
+    #[test]
+    fn since_and_until_bound_by_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let at = |s: &str| {
+            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+        };
+        let mut f = File::create(&path).unwrap();
+        for (t, l) in [
+            ("2026-01-01T00:00:00Z", "a"),
+            ("2026-01-02T00:00:00Z", "b"),
+            ("2026-01-03T00:00:00Z", "c"),
+        ] {
+            let e = Entry {
+                log: l.into(),
+                stream: Stream::Stdout,
+                time: at(t),
+            };
+            writeln!(f, "{}", serde_json::to_string(&e).unwrap()).unwrap();
+        }
+        // A line cut short by a crash is skipped, not an error.
+        write!(f, "{{\"log\":\"d").unwrap();
+        let q = Query {
+            since: Some(at("2026-01-02T00:00:00Z")),
+            until: Some(at("2026-01-03T00:00:00Z")),
+            ..Query::default()
+        };
+        assert_eq!(texts(&read(&path, &q).unwrap()), ["b"]);
+    }
+
+    #[test]
+    fn max_file_zero_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Writer::open(
+            &dir.path().join("log"),
+            Rotation {
+                max_size: Some(10),
+                max_files: 0,
+            },
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("max-file"));
+    }
+}
