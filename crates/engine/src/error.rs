@@ -4,6 +4,14 @@
 pub enum Error {
     #[error("{0}")]
     Invalid(String),
+    /// No such container (Docker's 404).
+    #[error("no such container: {0}")]
+    NotFound(String),
+    /// A conflict with the current state (Docker's 409).
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Network(#[from] berth_network::Error),
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -1,9 +1,15 @@
-//! berth's engine: containers' whole lives above the runtime. So far the part that outlives
-//! the daemon: the shim that holds a running container (its stdio, its log, its exit status),
-//! and the json-file log format Docker uses.
+//! berth's engine: containers' whole lives above the runtime: the container object and its
+//! store, the lifecycle (create, start, wait, stop, kill, remove) with each container's
+//! network from the network crate, the shim that holds a running container (its stdio, its
+//! log, its exit status) and outlives the daemon, and the json-file log format Docker uses.
 
+pub mod container;
+pub mod engine;
 pub mod error;
 pub mod logs;
 pub mod shim;
+pub mod store;
 
+pub use container::{Config, Container, Status};
+pub use engine::{Engine, Settings};
 pub use error::{Error, Result};

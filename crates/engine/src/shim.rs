@@ -118,6 +118,17 @@ pub fn exit_of(spec: &ShimSpec) -> Result<Option<Exit>> {
 
 /// The shim's body, in the process `start` executed. Never returns.
 pub fn main(spec_json: &str) -> ! {
+    // A closed standard descriptor would be handed out again by the next open or pipe, and
+    // then overwritten when the container's stdio is set up: give each one /dev/null.
+    for fd in 0..3 {
+        if nix::fcntl::fcntl(unsafe_borrow(fd), nix::fcntl::FcntlArg::F_GETFD).is_err() {
+            let _ = File::options()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map(std::mem::forget);
+        }
+    }
     // The answer goes to whoever started us, through our stdout as it was at exec, kept on a
     // descriptor of its own (close-on-exec), since fd 1 is about to become the container's.
     let answer = match std::io::stdout().as_fd().try_clone_to_owned() {
@@ -144,6 +155,12 @@ pub fn main(spec_json: &str) -> ! {
             std::process::exit(1)
         }
     }
+}
+
+/// A standard descriptor by number, only to ask whether it is open.
+fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: the descriptor is only queried with F_GETFD, which is harmless on a closed one.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
 fn fail(mut answer: File, error: String) -> ! {

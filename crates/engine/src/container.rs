@@ -1,0 +1,264 @@
+//! The container object: what the user asked for (its config) and where its life stands (its
+//! state), as the store keeps them and as the runtime's bundle is made from them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, Mount, MountBuilder, Spec,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+
+/// What `create` takes, in Docker's terms.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// The root filesystem: a directory (as podman's `--rootfs`).
+    pub rootfs: PathBuf,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub hostname: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// `--network`: none, host, container:<id>, or a network name.
+    pub network: String,
+    /// `-p` values as the user wrote them.
+    pub publish: Vec<String>,
+    /// `--network-alias`.
+    pub aliases: Vec<String>,
+}
+
+impl Config {
+    /// The process: entrypoint then cmd, as Docker joins them.
+    pub fn args(&self) -> Result<Vec<String>> {
+        let args: Vec<String> = self
+            .entrypoint
+            .iter()
+            .chain(self.cmd.iter())
+            .cloned()
+            .collect();
+        if args.is_empty() {
+            return Err(Error::Invalid(
+                "no command to run: give one after the image, or an entrypoint".into(),
+            ));
+        }
+        Ok(args)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+}
+
+/// Where a container's life stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    pub pid: i32,
+    pub shim_pid: i32,
+    pub exit_code: Option<i32>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+impl State {
+    pub fn created() -> State {
+        State {
+            status: Status::Created,
+            pid: 0,
+            shim_pid: 0,
+            exit_code: None,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub config: Config,
+    pub state: State,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+}
+
+/// Docker's name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn check_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if name.len() < 2 || !first_ok || !rest_ok {
+        return Err(Error::Invalid(format!(
+            "invalid container name {name:?}: use two or more of [a-zA-Z0-9_.-], starting with a letter or digit"
+        )));
+    }
+    Ok(())
+}
+
+/// Where the container's network namespace comes from.
+pub enum NetNs<'a> {
+    /// The host's: no network namespace in the spec.
+    Host,
+    /// A pinned namespace (a sandbox, its own or shared) to join.
+    Join(&'a Path),
+}
+
+/// The files a sandbox gives the container's /etc.
+pub struct EtcMounts<'a> {
+    pub hosts: &'a Path,
+    pub hostname: &'a Path,
+    pub resolv_conf: &'a Path,
+}
+
+/// The runtime spec for a container: the runtime's defaults, the config's process, the
+/// network namespace to join, and the sandbox's /etc files bind-mounted.
+pub fn spec_for(c: &Container, netns: NetNs, etc: Option<&EtcMounts>) -> Result<Spec> {
+    let mut spec = berth_runtime::spec::default_spec(false);
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_terminal(Some(false));
+    process.set_args(Some(c.config.args()?));
+    let mut env = process.env().clone().unwrap_or_default();
+    env.extend(c.config.env.iter().cloned());
+    process.set_env(Some(env));
+    if let Some(dir) = &c.config.workdir {
+        process.set_cwd(PathBuf::from(dir));
+    }
+    spec.set_process(Some(process));
+    spec.set_hostname(Some(
+        c.config
+            .hostname
+            .clone()
+            .unwrap_or_else(|| c.id[..12].to_string()),
+    ));
+    let mut root = spec.root().clone().unwrap_or_default();
+    root.set_path(c.config.rootfs.clone());
+    root.set_readonly(Some(false));
+    spec.set_root(Some(root));
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let namespaces: Vec<LinuxNamespace> = linux
+        .namespaces()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.typ() != LinuxNamespaceType::Network)
+        .collect();
+    let mut namespaces = namespaces;
+    if let NetNs::Join(path) = netns {
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .path(path.to_path_buf())
+                .build()
+                .map_err(|e| Error::Invalid(format!("network namespace: {e}")))?,
+        );
+    }
+    linux.set_namespaces(Some(namespaces));
+    spec.set_linux(Some(linux));
+    if let Some(etc) = etc {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        for (file, dest) in [
+            (etc.hosts, "/etc/hosts"),
+            (etc.hostname, "/etc/hostname"),
+            (etc.resolv_conf, "/etc/resolv.conf"),
+        ] {
+            mounts.push(bind(file, dest)?);
+        }
+        spec.set_mounts(Some(mounts));
+    }
+    Ok(spec)
+}
+
+fn bind(source: &Path, dest: &str) -> Result<Mount> {
+    MountBuilder::default()
+        .destination(dest)
+        .source(source)
+        .typ("bind")
+        .options(vec!["rbind".to_string(), "rprivate".to_string()])
+        .build()
+        .map_err(|e| Error::Invalid(format!("mount {dest}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container() -> Container {
+        Container {
+            id: "0123456789abcdef".repeat(4),
+            name: "web".into(),
+            config: Config {
+                rootfs: "/r".into(),
+                entrypoint: vec!["/bin/sh".into(), "-c".into()],
+                cmd: vec!["echo hi".into()],
+                env: vec!["A=1".into()],
+                workdir: Some("/srv".into()),
+                ..Default::default()
+            },
+            state: State::created(),
+            created: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn the_spec_follows_the_config() {
+        let ns = Path::new("/run/ns/x");
+        let spec = spec_for(&container(), NetNs::Join(ns), None).unwrap();
+        let p = spec.process().as_ref().unwrap();
+        assert_eq!(
+            p.args().as_ref().unwrap(),
+            &["/bin/sh", "-c", "echo hi"].map(String::from)
+        );
+        assert!(p.env().as_ref().unwrap().contains(&"A=1".to_string()));
+        assert_eq!(p.cwd(), Path::new("/srv"));
+        assert_eq!(spec.hostname().as_deref(), Some("0123456789ab"));
+        assert_eq!(spec.root().as_ref().unwrap().path(), Path::new("/r"));
+        let net: Vec<_> = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|n| n.typ() == LinuxNamespaceType::Network)
+            .collect();
+        assert_eq!(net.len(), 1);
+        assert_eq!(net[0].path().as_deref(), Some(ns));
+        let host = spec_for(&container(), NetNs::Host, None).unwrap();
+        assert!(!host
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::Network));
+    }
+
+    #[test]
+    fn nothing_to_run_and_bad_names_are_refused() {
+        let mut c = container();
+        c.config.entrypoint.clear();
+        c.config.cmd.clear();
+        assert!(spec_for(&c, NetNs::Host, None)
+            .unwrap_err()
+            .to_string()
+            .contains("no command"));
+        assert!(check_name("web-1").is_ok());
+        assert!(check_name("w").is_err());
+        assert!(check_name("-web").is_err());
+        assert!(check_name("a/b").is_err());
+    }
+}

@@ -1,0 +1,422 @@
+//! The engine: containers' lives from create to remove, each one run by its shim, with its
+//! network sandbox from the network crate, recorded in the store at every step.
+//!
+//! A container's truth is split on purpose: the store says what was asked and last seen; the
+//! shim's directory says what happened since (its exit record). `refresh` joins the two, so a
+//! daemon that was away (or crashed) sees each container as it really is.
+
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use berth_network::{
+    parse_mode, parse_publish, EndpointSpec, EtcSpec, Manager, Mode, NetworkSpec, Placement,
+};
+use berth_runtime::Runtime;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use time::OffsetDateTime;
+
+use crate::container::{self, check_name, Config, Container, EtcMounts, NetNs, State, Status};
+use crate::error::{Error, Result};
+use crate::logs::{self, Entry, Query};
+use crate::shim::{self, ShimSpec};
+use crate::store::Store;
+
+/// Where an engine keeps its state, and the shim program it starts.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub root: PathBuf,
+    pub run_root: PathBuf,
+    pub shim: PathBuf,
+    pub network: berth_network::Settings,
+}
+
+impl Settings {
+    pub fn new(root: &Path, run_root: &Path, shim: &Path) -> Settings {
+        Settings {
+            root: root.to_path_buf(),
+            run_root: run_root.to_path_buf(),
+            shim: shim.to_path_buf(),
+            network: berth_network::Settings::new(&root.join("network"), &run_root.join("network")),
+        }
+    }
+}
+
+pub struct Engine {
+    settings: Settings,
+    store: Mutex<Store>,
+    net: Manager,
+}
+
+/// Docker's default bridge: made at first open, as dockerd does.
+const DEFAULT_BRIDGE_OPTION: &str = "com.docker.network.bridge.default_bridge";
+
+impl Engine {
+    /// Opens the store and the network manager (which settles its own leftovers), makes the
+    /// default bridge if it is missing, and refreshes every container.
+    pub async fn open(settings: Settings) -> Result<Engine> {
+        for dir in [&settings.root, &settings.run_root] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        }
+        let store = Store::open(&settings.root.join("engine.db"))?;
+        let net = Manager::open_with(settings.network.clone()).await?;
+        if net.network(berth_network::mode::DEFAULT_NETWORK).is_err() {
+            net.create_network(&NetworkSpec {
+                name: berth_network::mode::DEFAULT_NETWORK.into(),
+                options: [(DEFAULT_BRIDGE_OPTION.to_string(), "true".to_string())].into(),
+                ..Default::default()
+            })
+            .await?;
+        }
+        let engine = Engine {
+            settings,
+            store: Mutex::new(store),
+            net,
+        };
+        // Listed first: the store's lock must not be held across the awaits below.
+        let containers = engine.store().all()?;
+        for c in containers {
+            engine.refresh(c).await?;
+        }
+        Ok(engine)
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        // SQLite rolls a failed transaction back, so a poisoned lock is still consistent.
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn network(&self) -> &Manager {
+        &self.net
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.settings.root.join("containers").join(id)
+    }
+
+    fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.settings.run_root.join("containers").join(id)
+    }
+
+    fn runtime_root(&self) -> PathBuf {
+        self.settings.run_root.join("runtime")
+    }
+
+    fn shim_spec(&self, c: &Container) -> ShimSpec {
+        ShimSpec {
+            id: c.id.clone(),
+            bundle: self.bundle_dir(&c.id),
+            runtime_root: self.runtime_root(),
+            dir: self.dir(&c.id),
+            log_max_size: None,
+            log_max_files: 1,
+        }
+    }
+
+    /// Records a new container after checking everything it names.
+    pub async fn create(&self, name: Option<&str>, config: Config) -> Result<Container> {
+        let id = berth_network::manager::random_id()?;
+        let name = match name {
+            Some(n) => {
+                check_name(n)?;
+                n.to_string()
+            }
+            None => format!("berth_{}", &id[..12]),
+        };
+        config.args()?;
+        if !config.rootfs.is_dir() {
+            return Err(Error::Invalid(format!(
+                "root filesystem {} does not exist: give a directory",
+                config.rootfs.display()
+            )));
+        }
+        match parse_mode(&config.network)? {
+            Mode::Networks(names) => {
+                for n in names {
+                    self.net.network(&n)?;
+                }
+            }
+            Mode::Container(other) => {
+                self.get(&other)?;
+            }
+            Mode::None | Mode::Host => {}
+        }
+        for p in &config.publish {
+            parse_publish(p)?;
+        }
+        let c = Container {
+            id,
+            name,
+            config,
+            state: State::created(),
+            created: OffsetDateTime::now_utc(),
+        };
+        self.store().insert(&c)?;
+        Ok(c)
+    }
+
+    /// By id, name or unique id prefix.
+    pub fn get(&self, key: &str) -> Result<Container> {
+        self.store()
+            .find(key)?
+            .ok_or_else(|| Error::NotFound(key.to_string()))
+    }
+
+    pub async fn inspect(&self, key: &str) -> Result<Container> {
+        let c = self.get(key)?;
+        self.refresh(c).await
+    }
+
+    pub async fn list(&self) -> Result<Vec<Container>> {
+        let mut out = Vec::new();
+        let containers = self.store().all()?;
+        for c in containers {
+            out.push(self.refresh(c).await?);
+        }
+        Ok(out)
+    }
+
+    /// Starts a created or exited container: its network, its bundle, its shim.
+    pub async fn start(&self, key: &str) -> Result<Container> {
+        let mut c = self.inspect(key).await?;
+        if c.state.status == Status::Running {
+            return Err(Error::Conflict(format!(
+                "container {} is already running",
+                c.name
+            )));
+        }
+        let shim_spec = self.shim_spec(&c);
+        let _ = std::fs::remove_file(shim_spec.exit_path());
+        let started = match self.prepare(&c).await {
+            Ok(()) => {
+                let (program, spec) = (self.settings.shim.clone(), shim_spec.clone());
+                tokio::task::spawn_blocking(move || shim::start(&program, &spec))
+                    .await
+                    .map_err(|e| Error::Invalid(format!("starting the shim: {e}")))?
+            }
+            Err(e) => Err(e),
+        };
+        let started = match started {
+            Ok(s) => s,
+            Err(e) => {
+                self.release_network(&c).await?;
+                return Err(e);
+            }
+        };
+        c.state = State {
+            status: Status::Running,
+            pid: started.pid,
+            shim_pid: started.shim_pid,
+            exit_code: None,
+            started_at: Some(OffsetDateTime::now_utc()),
+            finished_at: None,
+        };
+        self.store().update(&c)?;
+        Ok(c)
+    }
+
+    /// The sandbox (own, shared or none) and the bundle the runtime starts from.
+    async fn prepare(&self, c: &Container) -> Result<()> {
+        let mode = parse_mode(&c.config.network)?;
+        let placement = match &mode {
+            Mode::Container(other) => {
+                let other = self.get(other)?;
+                self.net.placement(&Mode::Container(other.id))?
+            }
+            m => self.net.placement(m)?,
+        };
+        let bundle = self.bundle_dir(&c.id);
+        std::fs::create_dir_all(&bundle)
+            .map_err(|e| Error::io(format!("create {}", bundle.display()), e))?;
+        let spec = match placement {
+            Placement::Host => container::spec_for(c, NetNs::Host, None)?,
+            Placement::Shared(sandbox) => container::spec_for(c, NetNs::Join(&sandbox.path), None)?,
+            Placement::Own => {
+                let sandbox = self.net.create_sandbox(&c.id).await?;
+                if let Mode::Networks(names) = &mode {
+                    self.connect_all(c, names).await?;
+                }
+                let hostname = c
+                    .config
+                    .hostname
+                    .clone()
+                    .unwrap_or_else(|| c.id[..12].to_string());
+                let files = self.net.write_etc(
+                    &c.id,
+                    &EtcSpec {
+                        hostname,
+                        ..Default::default()
+                    },
+                )?;
+                let etc = EtcMounts {
+                    hosts: &files.hosts,
+                    hostname: &files.hostname,
+                    resolv_conf: &files.resolv_conf,
+                };
+                container::spec_for(c, NetNs::Join(&sandbox.path), Some(&etc))?
+            }
+        };
+        spec.save(bundle.join("config.json"))
+            .map_err(|e| Error::Invalid(format!("write the bundle's config.json: {e}")))
+    }
+
+    async fn connect_all(&self, c: &Container, networks: &[String]) -> Result<()> {
+        let mut ports = Vec::new();
+        for p in &c.config.publish {
+            ports.extend(parse_publish(p)?);
+        }
+        for (i, n) in networks.iter().enumerate() {
+            let mut names = vec![c.name.clone(), c.id[..12].to_string()];
+            names.extend(c.config.aliases.iter().cloned());
+            let spec = EndpointSpec {
+                names,
+                // Ports are published through the first network, as Docker does.
+                ports: if i == 0 { ports.clone() } else { Vec::new() },
+                ..Default::default()
+            };
+            self.net.connect(&c.id, n, &spec).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes the container's own sandbox down, if it has one.
+    async fn release_network(&self, c: &Container) -> Result<()> {
+        if self.net.sandbox(&c.id).is_ok() {
+            self.net.remove_sandbox(&c.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Joins the store's record with what the shim left: a running container whose exit is
+    /// recorded has exited (and its network is released).
+    async fn refresh(&self, mut c: Container) -> Result<Container> {
+        if c.state.status != Status::Running {
+            return Ok(c);
+        }
+        let exit = match shim::exit_of(&self.shim_spec(&c))? {
+            Some(exit) => Some(exit),
+            // No record and no shim: it died with the machine; the container is gone too.
+            None if !alive(c.state.shim_pid) => Some(shim::Exit {
+                code: 255,
+                signal: None,
+                finished_at: OffsetDateTime::now_utc(),
+            }),
+            None => None,
+        };
+        if let Some(exit) = exit {
+            c.state.status = Status::Exited;
+            c.state.exit_code = Some(exit.code);
+            c.state.finished_at = Some(exit.finished_at);
+            c.state.pid = 0;
+            self.release_network(&c).await?;
+            self.store().update(&c)?;
+        }
+        Ok(c)
+    }
+
+    /// Blocks until the container is not running; its exit code.
+    pub async fn wait(&self, key: &str) -> Result<i32> {
+        let c = self.inspect(key).await?;
+        if c.state.status == Status::Running {
+            let pid = c.state.shim_pid;
+            tokio::task::spawn_blocking(move || wait_gone(pid, None))
+                .await
+                .map_err(|e| Error::Invalid(format!("waiting for the container: {e}")))?;
+        }
+        let c = self.inspect(key).await?;
+        Ok(c.state.exit_code.unwrap_or(0))
+    }
+
+    pub async fn kill(&self, key: &str, signal: Signal) -> Result<()> {
+        let c = self.inspect(key).await?;
+        if c.state.status != Status::Running {
+            return Err(Error::Conflict(format!(
+                "container {} is not running",
+                c.name
+            )));
+        }
+        Runtime::new(self.runtime_root()).kill(&c.id, signal, false)?;
+        Ok(())
+    }
+
+    /// SIGTERM, then SIGKILL when `timeout` passes; returns once it has exited.
+    pub async fn stop(&self, key: &str, timeout: Duration) -> Result<Container> {
+        let c = self.inspect(key).await?;
+        if c.state.status == Status::Running {
+            let pid = c.state.shim_pid;
+            self.kill(key, Signal::SIGTERM).await?;
+            let gone = tokio::task::spawn_blocking(move || wait_gone(pid, Some(timeout)))
+                .await
+                .unwrap_or(false);
+            if !gone {
+                // It may have ended meanwhile: a failed kill of a stopped container is fine.
+                let _ = self.kill(key, Signal::SIGKILL).await;
+                tokio::task::spawn_blocking(move || wait_gone(pid, None))
+                    .await
+                    .map_err(|e| Error::Invalid(format!("waiting for the container: {e}")))?;
+            }
+        }
+        self.inspect(key).await
+    }
+
+    /// Removes a container; a running one only with `force` (it is killed first).
+    pub async fn remove(&self, key: &str, force: bool) -> Result<()> {
+        let c = self.inspect(key).await?;
+        if c.state.status == Status::Running {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "container {} is running: stop it first, or remove it with --force",
+                    c.name
+                )));
+            }
+            self.stop(key, Duration::ZERO).await?;
+        }
+        self.release_network(&c).await?;
+        for dir in [self.dir(&c.id), self.bundle_dir(&c.id)] {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| Error::io(format!("remove {}", dir.display()), e))?;
+            }
+        }
+        self.store().delete(&c.id)
+    }
+
+    pub fn logs(&self, key: &str, query: &Query) -> Result<Vec<Entry>> {
+        let c = self.get(key)?;
+        let path = self.shim_spec(&c).log_path();
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        logs::read(&path, query)
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// Waits (up to `timeout`, or for ever) until process `pid` has exited; true if it has.
+fn wait_gone(pid: i32, timeout: Option<Duration>) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return true;
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let wait = match timeout {
+        None => PollTimeout::NONE,
+        Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
+    };
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, wait) {
+            Ok(n) => return n > 0,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The engine's records: one SQLite database (WAL) under the root, one row per container
+//! with its name unique, one transaction per change.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::container::Container;
+use crate::error::{Error, Result};
+
+pub struct Store {
+    db: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    body TEXT NOT NULL
+);
+";
+
+fn db_error(e: rusqlite::Error) -> Error {
+    Error::Invalid(format!("the engine's database: {e}"))
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = Connection::open(path).map_err(db_error)?;
+        db.pragma_update(None, "journal_mode", "wal")
+            .map_err(db_error)?;
+        db.pragma_update(None, "synchronous", "normal")
+            .map_err(db_error)?;
+        db.execute_batch(SCHEMA).map_err(db_error)?;
+        Ok(Store { db })
+    }
+
+    /// Records a new container; a name already taken is refused and nothing is written.
+    pub fn insert(&self, c: &Container) -> Result<()> {
+        self.db
+            .execute(
+                "INSERT INTO containers (id, name, body) VALUES (?1, ?2, ?3)",
+                params![c.id, c.name, body(c)?],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Error::Conflict(format!(
+                        "the name {:?} is already in use by another container: choose another \
+                         name, or remove that container",
+                        c.name
+                    ))
+                }
+                e => db_error(e),
+            })?;
+        Ok(())
+    }
+
+    pub fn update(&self, c: &Container) -> Result<()> {
+        self.db
+            .execute(
+                "UPDATE containers SET body = ?2 WHERE id = ?1",
+                params![c.id, body(c)?],
+            )
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub fn delete(&self, id: &str) -> Result<()> {
+        self.db
+            .execute("DELETE FROM containers WHERE id = ?1", params![id])
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// By full id, by name, or by a unique id prefix, as Docker resolves them.
+    pub fn find(&self, key: &str) -> Result<Option<Container>> {
+        let exact: Option<String> = self
+            .db
+            .query_row(
+                "SELECT body FROM containers WHERE id = ?1 OR name = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_error)?;
+        if let Some(b) = exact {
+            return parse(&b).map(Some);
+        }
+        let mut stmt = self
+            .db
+            .prepare("SELECT body FROM containers WHERE id LIKE ?1 || '%'")
+            .map_err(db_error)?;
+        let bodies: Vec<String> = stmt
+            .query_map(params![key], |r| r.get(0))
+            .map_err(db_error)?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_error)?;
+        match bodies.as_slice() {
+            [one] => parse(one).map(Some),
+            [] => Ok(None),
+            _ => Err(Error::Invalid(format!(
+                "{key} matches more than one container: give more of the id"
+            ))),
+        }
+    }
+
+    pub fn all(&self) -> Result<Vec<Container>> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT body FROM containers ORDER BY rowid")
+            .map_err(db_error)?;
+        let bodies: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(db_error)?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_error)?;
+        bodies.iter().map(|b| parse(b)).collect()
+    }
+}
+
+fn body(c: &Container) -> Result<String> {
+    serde_json::to_string(c).map_err(|e| Error::Invalid(format!("encode a container: {e}")))
+}
+
+fn parse(b: &str) -> Result<Container> {
+    serde_json::from_str(b).map_err(|e| Error::Invalid(format!("a stored container: {e}")))
+}

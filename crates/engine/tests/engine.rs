@@ -1,0 +1,273 @@
+//! The engine with real busybox containers, each test inside a fresh network namespace that
+//! stands in for the host: lifecycle, logs, names on a user network, stop's escalation,
+//! removal rules, and a reopened engine that finds its containers as they are.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use berth_engine::logs::Query;
+use berth_engine::{Config, Engine, Error, Settings, Status};
+use berth_network::netns::{self, Netns};
+use berth_network::NetworkSpec;
+
+struct World {
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let w = World {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let rootfs = w.rootfs();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
+        let made = Command::new(script).arg(&rootfs).output().unwrap();
+        assert!(made.status.success(), "{made:?}");
+        std::fs::write(w.dir.path().join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+        w
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    fn settings(&self) -> Settings {
+        let mut s = Settings::new(
+            &self.dir.path().join("root"),
+            &self.dir.path().join("run"),
+            Path::new(env!("CARGO_BIN_EXE_berth-shim")),
+        );
+        s.network.resolv_conf = self.dir.path().join("resolv.conf");
+        s
+    }
+
+    /// Runs `test` on a thread inside a fresh namespace standing in for the host, then checks
+    /// that nothing of the engine's is left: no runtime state, no sandbox, no shim.
+    fn run<F, Fut>(self, test: F)
+    where
+        F: FnOnce(Engine, Settings, PathBuf) -> Fut + Send + 'static,
+        Fut: Future<Output = Engine>,
+    {
+        let host = self.dir.path().join("host-ns");
+        Netns::create_at(&host).unwrap();
+        let (settings, rootfs) = (self.settings(), self.rootfs());
+        let run_root = self.dir.path().join("run");
+        let h = host.clone();
+        let outcome = std::thread::spawn(move || {
+            Netns::open(&h).unwrap().run_in(|| {
+                Command::new("ip")
+                    .args(["link", "set", "lo", "up"])
+                    .status()
+                    .unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let engine = Engine::open(settings.clone()).await.unwrap();
+                    let engine = test(engine, settings, rootfs).await;
+                    for c in engine.list().await.unwrap() {
+                        engine.remove(&c.id, true).await.unwrap();
+                    }
+                    engine.network().reset().await.unwrap();
+                });
+                Ok(())
+            })
+        })
+        .join();
+        netns::remove_pinned(&host).unwrap();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+        let left = |p: PathBuf| -> Vec<_> {
+            std::fs::read_dir(p)
+                .map(|d| d.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default()
+        };
+        assert!(
+            left(run_root.join("runtime")).is_empty(),
+            "runtime state left"
+        );
+        assert!(
+            left(run_root.join("network/netns")).is_empty(),
+            "sandboxes left"
+        );
+        assert!(left(run_root.join("containers")).is_empty(), "bundles left");
+    }
+}
+
+fn config(rootfs: &Path, network: &str, cmd: &[&str]) -> Config {
+    Config {
+        rootfs: rootfs.to_path_buf(),
+        cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        network: network.into(),
+        ..Default::default()
+    }
+}
+
+fn stdout_of(engine: &Engine, key: &str) -> String {
+    engine
+        .logs(key, &Query::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.log)
+        .collect()
+}
+
+#[test]
+fn a_container_runs_on_the_default_bridge_logs_and_exits() {
+    World::new().run(|engine, _, rootfs| async move {
+        let cmd = [
+            "sh",
+            "-c",
+            "hostname; ip -4 addr show eth0 | grep -c 172.17.; exit 4",
+        ];
+        let c = engine
+            .create(Some("first"), config(&rootfs, "", &cmd))
+            .await
+            .unwrap();
+        assert_eq!(c.state.status, Status::Created);
+        let running = engine.start("first").await.unwrap();
+        assert_eq!(running.state.status, Status::Running);
+        assert_eq!(engine.wait("first").await.unwrap(), 4);
+        let done = engine.inspect(&c.id[..8]).await.unwrap();
+        assert_eq!(
+            (done.state.status, done.state.exit_code),
+            (Status::Exited, Some(4))
+        );
+        assert_eq!(stdout_of(&engine, "first"), format!("{}\n1\n", &c.id[..12]));
+        assert!(
+            engine.network().sandbox(&c.id).is_err(),
+            "its sandbox went with it"
+        );
+        // An exited container starts again, with a fresh exit record.
+        engine.start("first").await.unwrap();
+        assert_eq!(engine.wait("first").await.unwrap(), 4);
+        engine.remove("first", false).await.unwrap();
+        assert!(matches!(engine.get("first"), Err(Error::NotFound(_))));
+        engine
+    });
+}
+
+#[test]
+fn containers_on_a_user_network_reach_each_other_by_name() {
+    World::new().run(|engine, _, rootfs| async move {
+        engine
+            .network()
+            .create_network(&NetworkSpec {
+                name: "app".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let server = [
+            "sh",
+            "-c",
+            "mkdir /www && echo hello from db > /www/index.html && httpd -f -p 80 -h /www",
+        ];
+        engine
+            .create(Some("db"), config(&rootfs, "app", &server))
+            .await
+            .unwrap();
+        engine.start("db").await.unwrap();
+        // The client retries until db's server listens (a bounded readiness poll).
+        let client = [
+            "sh",
+            "-c",
+            "for i in $(seq 100); do wget -q -O - http://db/index.html && exit 0; \
+             sleep 0.05; done; exit 1",
+        ];
+        engine
+            .create(Some("web"), config(&rootfs, "app", &client))
+            .await
+            .unwrap();
+        engine.start("web").await.unwrap();
+        assert_eq!(
+            engine.wait("web").await.unwrap(),
+            0,
+            "{}",
+            stdout_of(&engine, "web")
+        );
+        assert_eq!(stdout_of(&engine, "web"), "hello from db\n");
+        // httpd as PID 1 ignores SIGTERM: stop escalates to SIGKILL.
+        let stopped = engine.stop("db", Duration::from_millis(300)).await.unwrap();
+        assert_eq!(stopped.state.exit_code, Some(137));
+        engine
+    });
+}
+
+#[test]
+fn names_are_unique_and_running_containers_need_force() {
+    World::new().run(|engine, _, rootfs| async move {
+        let sleeper = config(&rootfs, "none", &["sleep", "100"]);
+        engine.create(Some("dup"), sleeper.clone()).await.unwrap();
+        let err = engine
+            .create(Some("dup"), sleeper.clone())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
+        assert!(engine.create(Some("-bad"), sleeper.clone()).await.is_err());
+        let nothing = config(&rootfs, "none", &[]);
+        assert!(engine
+            .create(Some("empty"), nothing)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("no command"));
+        let missing = config(&rootfs.join("nope"), "none", &["true"]);
+        assert!(engine.create(None, missing).await.is_err());
+        assert!(engine
+            .create(None, config(&rootfs, "nosuchnet", &["true"]))
+            .await
+            .is_err());
+        engine.start("dup").await.unwrap();
+        let err = engine.remove("dup", false).await.unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
+        assert!(err.to_string().contains("--force"));
+        engine.remove("dup", true).await.unwrap();
+        assert_eq!(engine.list().await.unwrap().len(), 0);
+        engine
+    });
+}
+
+#[test]
+fn a_reopened_engine_finds_running_and_exited_containers_as_they_are() {
+    World::new().run(|engine, settings, rootfs| async move {
+        engine
+            .create(Some("long"), config(&rootfs, "", &["sleep", "100"]))
+            .await
+            .unwrap();
+        engine
+            .create(
+                Some("short"),
+                config(&rootfs, "none", &["sh", "-c", "exit 7"]),
+            )
+            .await
+            .unwrap();
+        let long = engine.start("long").await.unwrap();
+        engine.start("short").await.unwrap();
+        // The daemon goes away; the short one ends while it is gone.
+        drop(engine);
+        let engine = Engine::open(settings).await.unwrap();
+        assert_eq!(engine.wait("short").await.unwrap(), 7);
+        let again = engine.inspect("long").await.unwrap();
+        assert_eq!(
+            again.state.status,
+            Status::Running,
+            "it outlived the engine"
+        );
+        assert_eq!(again.state.pid, long.state.pid);
+        assert!(
+            engine.network().sandbox(&long.id).is_ok(),
+            "with its network"
+        );
+        engine
+            .kill("long", nix::sys::signal::Signal::SIGKILL)
+            .await
+            .unwrap();
+        assert_eq!(engine.wait("long").await.unwrap(), 137);
+        engine
+    });
+}
