@@ -1,0 +1,12 @@
+//! berth-image: container images — references, content store, manifests, registry client,
+//! layer unpacking, overlay snapshots, the local image database and archives.
+
+pub mod digest;
+pub mod error;
+pub mod manifest;
+pub mod reference;
+pub mod store;
+
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use reference::Reference;
