@@ -6,6 +6,7 @@ pub mod error;
 pub mod manifest;
 pub mod reference;
 pub mod store;
+pub mod unpack;
 
 pub use digest::Digest;
 pub use error::{Error, Result};

@@ -34,11 +34,11 @@ pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/v
 pub enum Parsed {
     Index {
         media_type: String,
-        index: ImageIndex,
+        index: Box<ImageIndex>,
     },
     Image {
         media_type: String,
-        manifest: ImageManifest,
+        manifest: Box<ImageManifest>,
     },
 }
 
@@ -69,7 +69,10 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Parsed> {
         OCI_INDEX | DOCKER_LIST => {
             let index: ImageIndex =
                 serde_json::from_value(value).map_err(|e| Error::manifest("image index", e))?;
-            Ok(Parsed::Index { media_type, index })
+            Ok(Parsed::Index {
+                media_type,
+                index: Box::new(index),
+            })
         }
         OCI_MANIFEST | DOCKER_MANIFEST => {
             let manifest: ImageManifest =
@@ -77,7 +80,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Parsed> {
             check_manifest(&manifest)?;
             Ok(Parsed::Image {
                 media_type,
-                manifest,
+                manifest: Box::new(manifest),
             })
         }
         DOCKER_SCHEMA1 | "application/vnd.docker.distribution.manifest.v1+json" => {
@@ -402,7 +405,7 @@ mod tests {
             c = "c".repeat(64)
         );
         match parse(json.as_bytes(), None).unwrap() {
-            Parsed::Index { index, .. } => index,
+            Parsed::Index { index, .. } => *index,
             other => panic!("{other:?}"),
         }
     }
