@@ -3,8 +3,10 @@
 
 pub mod digest;
 pub mod error;
+pub mod images;
 pub mod manifest;
 pub mod reference;
+pub mod snapshot;
 pub mod store;
 pub mod unpack;
 
