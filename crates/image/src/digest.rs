@@ -155,6 +155,13 @@ impl Hasher {
     }
 }
 
+/// The digest of `bytes` with a given algorithm.
+pub fn digest_with(algorithm: Algorithm, bytes: &[u8]) -> Digest {
+    let mut h = Hasher::new(algorithm);
+    h.update(bytes);
+    h.finish()
+}
+
 /// A reader that hashes and counts what passes through it.
 pub struct HashingReader<R> {
     inner: R,
