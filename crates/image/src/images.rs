@@ -366,6 +366,32 @@ impl ImageDb {
         Ok((snapshots, blobs))
     }
 
+    /// The recorded uncompressed size of a snapshot, if the database knows it.
+    pub fn snapshot_size(&self, chain_id: &Digest) -> Result<Option<u64>> {
+        let v = self
+            .conn
+            .query_row(
+                "SELECT size FROM snapshots WHERE chain_id = ?1",
+                [chain_id.to_string()],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?;
+        Ok(v.map(|s| s as u64))
+    }
+
+    /// Records `name@digest` as a name of image `id` (after a push).
+    pub fn add_repo_digest(&mut self, id: &Digest, name: &Reference) -> Result<()> {
+        let d = name.digest().ok_or_else(|| Error::InvalidReference {
+            input: name.to_string(),
+            reason: "no digest".into(),
+        })?;
+        self.conn.execute(
+            "INSERT INTO repo_digests (name, digest, image_id) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
+            params![name.to_string(), d.to_string(), id.to_string()],
+        )?;
+        Ok(())
+    }
+
     pub fn add_blob_source(&self, blob: &Digest, registry: &str, repository: &str) -> Result<()> {
         self.conn.execute(
             "INSERT OR IGNORE INTO blob_sources (digest, registry, repository) VALUES (?1, ?2, ?3)",
