@@ -263,3 +263,178 @@ async fn basic_auth_login_push_logout() {
         Err(Error::Unauthorized { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_upload_round_trips() {
+    let reg = Registry::start().await;
+    let root = Root::with(|o| o.registry.chunk_size = Some(256 * 1024));
+    let rootfs = root.path("rootfs");
+    busybox_rootfs(&rootfs);
+    fs::write(root.path("r.tar"), tar_dir(&rootfs)).unwrap();
+    let name = format!("{}/chunked:1", reg.host());
+    let img = root
+        .svc
+        .import(&root.path("r.tar"), Some(&name), &ProgressSink::default())
+        .unwrap();
+    assert!(img.layers[0].blob_size > 3 * 256 * 1024, "several chunks");
+    let (progress, mut events) = ProgressSink::channel();
+    root.svc.push(&name, None, &progress).await.unwrap();
+    drop(progress);
+    let mut steps = 0;
+    while let Ok(e) = events.try_recv() {
+        steps += matches!(e, Progress::Bytes { ref digest, .. } if *digest == img.layers[0].blob)
+            as usize;
+    }
+    assert!(steps > 3, "one progress step per chunk, got {steps}");
+    let other = Root::new();
+    assert_eq!(
+        other
+            .svc
+            .pull(&name, &PullOptions::default())
+            .await
+            .unwrap()
+            .id,
+        img.id
+    );
+}
+
+/// An index with an amd64 and an arm64 image (the arm64 one with an extra file), pushed
+/// with `skopeo copy --all`; berth picks by platform.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_is_selected_from_an_index() {
+    let reg = Registry::start().await;
+    let root = Root::new();
+    let layout = root.path("layout");
+    let blobs = layout.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |b: &[u8]| {
+        let d = berth_image::Digest::of(b);
+        fs::write(blobs.join(d.hex()), b).unwrap();
+        d
+    };
+    let mut entries = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let dir = root.path(arch);
+        fs::create_dir_all(dir.join("etc")).unwrap();
+        fs::write(dir.join("etc/arch"), arch).unwrap();
+        let tar = tar_dir(&dir);
+        let layer = gzip(&tar);
+        let ld = put(&layer);
+        let config = serde_json::to_vec(&serde_json::json!({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": [berth_image::Digest::of(&tar).to_string()]}})).unwrap();
+        let cd = put(&config);
+        let manifest = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld.to_string(), "size": layer.len()}]}))
+        .unwrap();
+        let md = put(&manifest);
+        entries.push(serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md.to_string(), "size": manifest.len(), "platform": {"architecture": arch, "os": "linux"}}));
+    }
+    let index = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries})).unwrap();
+    let id = put(&index);
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": id.to_string(), "size": index.len(), "annotations": {"org.opencontainers.image.ref.name": "multi"}}]});
+    fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let name = format!("{}/multiarch:1", reg.host());
+    run(std::process::Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:multi", layout.display()),
+        &format!("docker://{name}"),
+    ]));
+
+    let pick = |p: Option<&str>| PullOptions {
+        platform: p.map(|p| p.parse().unwrap()),
+        ..Default::default()
+    };
+    let amd = root
+        .svc
+        .pull(&name, &pick(Some("linux/amd64")))
+        .await
+        .unwrap();
+    assert_eq!(amd.architecture, "amd64");
+    assert_eq!(
+        amd.repo_digests[0].digest(),
+        Some(&id),
+        "the repo digest is the index's"
+    );
+    let arm = Root::new();
+    let img = arm
+        .svc
+        .pull(&name, &pick(Some("linux/arm64")))
+        .await
+        .unwrap();
+    assert_eq!(img.architecture, "arm64");
+    assert_eq!(
+        fs::read_to_string(arm.svc.lowerdirs(&name).unwrap()[0].join("etc/arch")).unwrap(),
+        "arm64"
+    );
+    let err = Root::new()
+        .svc
+        .pull(&name, &pick(Some("linux/s390x")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoMatchingPlatform { .. }), "{err}");
+    assert!(err.to_string().contains("linux/arm64"), "{err}");
+}
+
+/// A download cut off half-way (its partial file left in ingest/) resumes with a Range
+/// request instead of starting over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_download_resumes() {
+    let reg = Registry::start().await;
+    let src = Root::new();
+    let rootfs = src.path("rootfs");
+    busybox_rootfs(&rootfs);
+    fs::write(src.path("r.tar"), tar_dir(&rootfs)).unwrap();
+    let name = format!("{}/resume:1", reg.host());
+    let img = src
+        .svc
+        .import(&src.path("r.tar"), Some(&name), &ProgressSink::default())
+        .unwrap();
+    src.svc
+        .push(&name, None, &ProgressSink::default())
+        .await
+        .unwrap();
+
+    let root = Root::new();
+    let layer = &img.layers[0].blob;
+    let blob = fs::read(src.svc.store().path(layer)).unwrap();
+    let half = blob.len() / 2;
+    fs::write(
+        root.path(&format!("root/ingest/sha256-{}.partial", layer.hex())),
+        &blob[..half],
+    )
+    .unwrap();
+    let (progress, mut events) = ProgressSink::channel();
+    let pulled = root
+        .svc
+        .pull(
+            &name,
+            &PullOptions {
+                progress,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(pulled.id, img.id);
+    let mut first = None;
+    while let Ok(e) = events.try_recv() {
+        if let Progress::Bytes { digest, done, .. } = e {
+            if &digest == layer && first.is_none() {
+                first = Some(done);
+            }
+        }
+    }
+    assert!(
+        first.unwrap() > half as u64,
+        "the first bytes counted start after the partial file"
+    );
+    assert_eq!(fs::read(root.svc.store().path(layer)).unwrap(), blob);
+}
