@@ -27,21 +27,37 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let (Some(root), Some(reference)) = (root, reference) else {
-        return Err("usage: pull --root DIR [--platform os/arch] [--insecure HOST] REFERENCE".into());
+        return Err(
+            "usage: pull --root DIR [--platform os/arch] [--insecure HOST] REFERENCE".into(),
+        );
     };
     let mut opts = Options::new(root);
     opts.registry.insecure = insecure;
     let svc = ImageService::open(opts)?;
     let progress = ProgressSink::new(|p| {
-        if let Progress::Resolved { reference, digest, layers } = p {
+        if let Progress::Resolved {
+            reference,
+            digest,
+            layers,
+        } = p
+        {
             eprintln!("{reference}: {digest}, {layers} layers");
         }
     });
-    let pull = PullOptions { platform: platform.map(|p| p.parse()).transpose()?, progress };
+    let pull = PullOptions {
+        platform: platform.map(|p| p.parse()).transpose()?,
+        progress,
+    };
     let start = Instant::now();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let img = rt.block_on(svc.pull(&reference, &pull))?;
-    eprintln!("pulled in {:.2}s, {} MB unpacked", start.elapsed().as_secs_f64(), img.size / 1_000_000);
+    eprintln!(
+        "pulled in {:.2}s, {} MB unpacked",
+        start.elapsed().as_secs_f64(),
+        img.size / 1_000_000
+    );
     println!("{}", img.id);
     Ok(())
 }

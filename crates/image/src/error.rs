@@ -65,9 +65,6 @@ pub enum Error {
     #[error("malformed layer tar: {0}")]
     LayerTar(String),
 
-    #[error("registry {registry} refuses plain HTTP is not allowed for it; use HTTPS or name it an insecure registry")]
-    Insecure { registry: String },
-
     #[error("registry {registry}: authentication required or refused ({detail}); run `berth login {registry}` with valid credentials")]
     Unauthorized { registry: String, detail: String },
 
