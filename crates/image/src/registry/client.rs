@@ -621,13 +621,27 @@ impl RegistryClient {
                 status: 202,
                 body: "upload accepted without a Location header".into(),
             })?;
-        Ok(
-            if loc.starts_with("http://") || loc.starts_with("https://") {
-                loc.to_string()
-            } else {
-                format!("{base}{loc}")
-            },
-        )
+        if !(loc.starts_with("http://") || loc.starts_with("https://")) {
+            return Ok(format!("{base}{loc}"));
+        }
+        // Our credentials go with requests to this URL: only to the registry's own host.
+        let host = |u: &str| {
+            reqwest::Url::parse(u)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+        };
+        if host(loc) != host(base) {
+            return Err(Error::Registry {
+                registry: base.to_string(),
+                method: "POST".into(),
+                url: base.to_string(),
+                status: 202,
+                body: format!(
+                    "upload location {loc} is on another host; refusing to send credentials there"
+                ),
+            });
+        }
+        Ok(loc.to_string())
     }
 
     fn with_digest(location: &str, digest: &Digest) -> String {
