@@ -1,5 +1,17 @@
 //! berth-image: container images — references, content store, manifests, registry client,
 //! layer unpacking, overlay snapshots, the local image database and archives.
+//!
+//! The engine opens one [`ImageService`] per root and calls:
+//! - `pull(reference, &PullOptions)` / `push(source, target, &ProgressSink)` (async),
+//!   `login(registry, &Credentials)` / `logout(registry)`;
+//! - `list()`, `inspect(name_or_id)`, `tag(source, target)`, `remove(name_or_id, force)`,
+//!   `prune()`, with `set_usage_check(..)` telling which containers use an image;
+//! - `lowerdirs(image)` (overlayfs lowerdirs, top first) or `mount(image, upper, work, target)`
+//!   to make a container's root filesystem;
+//! - `save_docker`, `save_oci`, `load`, `import` for archives.
+//!
+//! Long work reports [`progress::Progress`] events; every failure is one [`Error`] whose
+//! message says what to do next.
 
 pub mod archive;
 pub mod digest;

@@ -32,6 +32,20 @@ async fn push_remove_pull_mount_gives_the_same_tree() {
         transferred += matches!(e, Progress::Transferred { .. }) as usize;
     }
     assert_eq!(transferred, 2, "layer and config uploaded");
+    // Pushed again: the registry has both blobs, nothing is uploaded.
+    let (progress, mut events) = ProgressSink::channel();
+    assert_eq!(root.svc.push(&name, None, &progress).await.unwrap(), digest);
+    drop(progress);
+    let mut exists = 0;
+    while let Ok(e) = events.try_recv() {
+        assert!(
+            !matches!(e, Progress::Transferred { .. } | Progress::Bytes { .. }),
+            "{e:?}"
+        );
+        exists += matches!(e, Progress::Skipped { ref reason, .. } if reason == "already exists")
+            as usize;
+    }
+    assert_eq!(exists, 2);
 
     let removed = root.svc.remove(&name, false).unwrap();
     assert_eq!(removed.last(), Some(&Removed::Deleted(imported.id.clone())));
