@@ -291,8 +291,11 @@ async fn docker_archives_from_skopeo_and_from_berth() {
         inspect.contains(&loaded[0].layers[1].diff_id.to_string()),
         "{inspect}"
     );
+    // As `docker save | gzip` would give it.
+    let gz = root.path("berth.tar.gz");
+    fs::write(&gz, gzip(&fs::read(&saved).unwrap())).unwrap();
     let other = Root::new();
-    let again = other.svc.load(&saved, &LoadOptions::default()).unwrap();
+    let again = other.svc.load(&gz, &LoadOptions::default()).unwrap();
     assert_eq!(again[0].id, loaded[0].id, "same config, same image ID");
     let m = mount_image(&other, &name, &other.path("mnt"));
     assert_same_tree(&expected, &m.0);

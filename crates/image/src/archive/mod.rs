@@ -39,7 +39,7 @@ impl ImageService {
         let images = if path.is_dir() {
             oci::read_layout_dir(self, path, opts)?
         } else {
-            let mut tar = TarFile::open(path)?;
+            let mut tar = TarFile::open(path, &self.root)?;
             let names = tar.names()?;
             let has = |n: &str| names.iter().any(|x| x == n);
             if has("oci-layout") && has("index.json") && !has("manifest.json") {
@@ -190,17 +190,22 @@ pub(crate) struct TarFile {
 }
 
 impl TarFile {
-    pub(crate) fn open(path: &Path) -> Result<TarFile> {
-        let file = File::open(path).map_err(Error::io(format!("open {}", path.display())))?;
+    /// Opens an archive; a gzip or zstd one (`docker save | gzip`) is first decompressed
+    /// into an unnamed file in `scratch`, since loading reads the tar more than once.
+    pub(crate) fn open(path: &Path, scratch: &Path) -> Result<TarFile> {
+        let mut file = File::open(path).map_err(Error::io(format!("open {}", path.display())))?;
         let mut head = [0u8; 4];
         let n = (&file)
             .read(&mut head)
             .map_err(Error::io(format!("read {}", path.display())))?;
+        file.rewind().map_err(Error::io("rewind archive"))?;
         if Compression::sniff(&head[..n]) != Compression::None {
-            return Err(Error::InvalidArchive(format!(
-                "{} is compressed; decompress it first (gunzip / unzstd)",
-                path.display()
-            )));
+            let mut plain =
+                tempfile::tempfile_in(scratch).map_err(Error::io("create scratch file"))?;
+            let mut tar = manifest::decompress(BufReader::with_capacity(1 << 20, file))?;
+            std::io::copy(&mut tar, &mut plain)
+                .map_err(|e| Error::InvalidArchive(format!("{}: {e}", path.display())))?;
+            file = plain;
         }
         Ok(TarFile {
             file,
