@@ -68,8 +68,11 @@ impl Snapshots {
             .prefix(TMP_PREFIX)
             .tempdir_in(&self.dir)
             .map_err(Error::io("create snapshot dir"))?;
-        // The tree's root is a directory we make, with the usual root mode; the layer's "./"
-        // entry, if any, overrides it.
+        // The tree's root is a directory we make (tempdir makes it 0700), with the usual root
+        // mode; the layer's "./" entry, if any, overrides it.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))
+            .map_err(Error::io("set snapshot dir mode"))?;
         let unpacked = unpack_layer(
             io::BufReader::with_capacity(1 << 20, blob),
             tmp.path(),

@@ -80,6 +80,11 @@ async fn push_remove_pull_mount_gives_the_same_tree() {
     }
     assert_no_mounts_under(root.dir.path());
     let snap = root.svc.lowerdirs(&name).unwrap().remove(0);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&snap).unwrap().permissions().mode() & 0o7777,
+        0o755
+    );
     assert_eq!(
         fs::read_to_string(snap.join("etc/hostname")).unwrap(),
         "berth\n"
