@@ -2,7 +2,8 @@
 # Times pulling a multi-layer Debian image (debootstrap minbase, split into 6 layers, >100 MB
 # unpacked) from a local docker-registry: berth (download, verify, unpack into snapshots)
 # against `skopeo copy` to an OCI layout (download and verify only, no unpack), cold (empty
-# destination) and warm (image already there), in one run. Prints Markdown to stdout.
+# destination) and warm (image already there), in one run. Writes the "image" section of
+# docs/benchmarks.md.
 #
 #   bench/image-pull.sh [RUNS]        (default 5 runs each)
 #
@@ -122,7 +123,7 @@ $skopeo_cmd >/dev/null 2>&1
 hyperfine --shell=bash --warmup 1 --runs "$runs" --export-json "$work/warm.json" \
   -n "berth pull (warm)" "$berth" -n "skopeo copy (warm)" "$skopeo_cmd" >&2
 
-python3 - "$work/cold.json" "$work/warm.json" "$nlayers" "$compressed" "$unpacked" "$runs" <<'EOF'
+(python3 - "$work/cold.json" "$work/warm.json" "$nlayers" "$compressed" "$unpacked" "$runs" <<'EOF'
 import json, sys
 cold, warm = (json.load(open(p))["results"] for p in sys.argv[1:3])
 nlayers, compressed, unpacked, runs = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
@@ -139,3 +140,5 @@ for name, res in (("cold", cold), ("warm", warm)):
     b, s = res[0], res[1]
     print(f"| {name} | {b['mean']:.3f} s ± {b['stddev']:.3f} | {s['mean']:.3f} s ± {s['stddev']:.3f} | {b['mean']/s['mean']:.2f} |")
 EOF
+) | python3 bench/section.py image docs/benchmarks.md
+echo "wrote the image section of docs/benchmarks.md" >&2

@@ -19,6 +19,7 @@ packages=(
   iptables            # what those CNI plugins program
   docker-registry     # a local registry for image pull/push tests
   skopeo umoci        # peers that read and write berth's image archives in tests
+  debootstrap curl    # the image benchmark's Debian root filesystem, registry readiness
   containernetworking-plugins  # CNI plugins (bridge, host-local, portmap, firewall) for custom networks
   python3
 )
