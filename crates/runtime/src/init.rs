@@ -133,8 +133,11 @@ impl Init<'_> {
         // From here the init must outlive the runtime that forked it.
         nix::sys::prctl::set_pdeathsig(None).context(|| "prctl(PR_SET_PDEATHSIG)".into())?;
         self.chan.send(&Msg::Ready)?;
-        self.wait_for_start(fifo)?;
+        let gate = self.wait_for_start(fifo)?;
         self.run_container_hooks(|h| h.start_container().as_ref(), "startContainer")?;
+        // Only now does `start` learn that the container started, so its poststart hooks
+        // always follow the startContainer ones.
+        confirm_start(gate)?;
         crate::sched::set_exec_affinity(process, false)?;
         crate::sched::set_personality(
             self.spec
@@ -195,9 +198,12 @@ impl Init<'_> {
         Ok(Some(fd))
     }
 
-    fn wait_for_start(&self, fifo: Option<OwnedFd>) -> Result<()> {
+    /// Returns once `start` (or `run`) has released the container; with an exec fifo, the
+    /// opened fifo, on which the start is confirmed later.
+    fn wait_for_start(&self, fifo: Option<OwnedFd>) -> Result<Option<File>> {
         let Some(fifo) = fifo else {
-            return self.chan.expect(Msg::Start);
+            self.chan.expect(Msg::Start)?;
+            return Ok(None);
         };
         let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
         // Blocks until `start` opens the other end.
@@ -207,9 +213,7 @@ impl Init<'_> {
             Mode::empty(),
         )
         .context(|| "open the exec fifo".into())?;
-        File::from(fd)
-            .write_all(b"0")
-            .context(|| "write the exec fifo".into())
+        Ok(Some(File::from(fd)))
     }
 
     fn run_container_hooks(
@@ -443,3 +447,13 @@ mod carry {
 }
 
 pub use carry::{resume, ARG as RESUME_ARG};
+
+/// Tells `start`, through the exec fifo, that the container has started.
+fn confirm_start(gate: Option<File>) -> Result<()> {
+    match gate {
+        Some(mut fifo) => fifo
+            .write_all(b"0")
+            .context(|| "write the exec fifo".into()),
+        None => Ok(()),
+    }
+}
