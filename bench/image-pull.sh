@@ -17,21 +17,35 @@ for tool in debootstrap docker-registry skopeo hyperfine python3 curl; do
 done
 
 target=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build --release -p berth-image --example pull >&2
 berth_pull=$target/release/examples/pull
-
 cache=$PWD/.work/image-bench
-mkdir -p "$cache"
-if [ ! -d "$cache/rootfs" ]; then
-  rm -rf "$cache/rootfs.tmp"
-  debootstrap --variant=minbase bookworm "$cache/rootfs.tmp" http://deb.debian.org/debian >&2
-  mv "$cache/rootfs.tmp" "$cache/rootfs"
+
+# What needs the package registries happens here; then the script runs again inside a
+# network namespace of its own, where the registry, dockerd and every client meet on its
+# loopback and nothing touches the machine's network.
+if [ -z "${BERTH_IMAGE_BENCH_NS:-}" ]; then
+  cargo build --release -p berth-image --example pull >&2
+  mkdir -p "$cache"
+  if [ ! -d "$cache/rootfs" ]; then
+    rm -rf "$cache/rootfs.tmp"
+    debootstrap --variant=minbase bookworm "$cache/rootfs.tmp" http://deb.debian.org/debian >&2
+    mv "$cache/rootfs.tmp" "$cache/rootfs"
+  fi
+  export BERTH_IMAGE_BENCH_NS=1
+  exec unshare --net bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
 fi
 
 work=$(mktemp -d /tmp/berth-image-bench.XXXXXX)
 registry_pid=
+docker_pid=
 cleanup() {
   [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null || true
+  if [ -n "$docker_pid" ]; then
+    # SIGTERM: dockerd stops its containerd and unmounts what it mounted, then exits.
+    kill "$docker_pid" 2>/dev/null || true
+    wait "$docker_pid" 2>/dev/null || true
+  fi
+  umount -R "$work/docker" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -98,6 +112,20 @@ PY
 image=127.0.0.1:$port/bench/debian:bookworm
 skopeo --insecure-policy copy --dest-tls-verify=false "oci:$layout:bench" "docker://$image" >&2
 
+# dockerd (Debian's docker.io) with its own roots, in this namespace.
+mkdir -p "$work/docker"
+dockerd --data-root "$work/docker/data" --exec-root "$work/docker/exec" \
+  --pidfile "$work/docker/docker.pid" -H "unix://$work/docker/docker.sock" \
+  >"$work/docker/dockerd.log" 2>&1 &
+docker_pid=$!
+docker_cmd="docker -H unix://$work/docker/docker.sock"
+for _ in $(seq 1 600); do
+  $docker_cmd version >/dev/null 2>&1 && break
+  kill -0 "$docker_pid" || { cat "$work/docker/dockerd.log" >&2; exit 1; }
+  sleep 0.05  # pacing between readiness polls
+done
+$docker_cmd version >/dev/null
+
 # What is being pulled.
 sizes=$(python3 - "$layout" <<'EOF'
 import json, sys, os
@@ -115,13 +143,19 @@ rm -rf "$work/probe"
 
 berth="$berth_pull --root $work/berth $image"
 skopeo_cmd="skopeo --insecure-policy copy -q --src-tls-verify=false docker://$image oci:$work/skopeo:bench"
+docker_pull="$docker_cmd pull -q $image"
+# Cold: nothing of the image anywhere (docker's rmi deletes its unused layers), and the page
+# cache dropped.
 hyperfine --shell=bash --runs "$runs" --export-json "$work/cold.json" \
-  --prepare "rm -rf $work/berth $work/skopeo; sync; echo 3 > /proc/sys/vm/drop_caches" \
-  -n "berth pull (cold)" "$berth" -n "skopeo copy (cold)" "$skopeo_cmd" >&2
+  --prepare "rm -rf $work/berth $work/skopeo; $docker_cmd rmi -f $image >/dev/null 2>&1 || true; sync; echo 3 > /proc/sys/vm/drop_caches" \
+  -n "berth pull (cold)" "$berth" -n "skopeo copy (cold)" "$skopeo_cmd" \
+  -n "docker pull (cold)" "$docker_pull" >&2
 $berth >/dev/null 2>&1
 $skopeo_cmd >/dev/null 2>&1
+$docker_pull >/dev/null 2>&1
 hyperfine --shell=bash --warmup 1 --runs "$runs" --export-json "$work/warm.json" \
-  -n "berth pull (warm)" "$berth" -n "skopeo copy (warm)" "$skopeo_cmd" >&2
+  -n "berth pull (warm)" "$berth" -n "skopeo copy (warm)" "$skopeo_cmd" \
+  -n "docker pull (warm)" "$docker_pull" >&2
 
 (python3 - "$work/cold.json" "$work/warm.json" "$nlayers" "$compressed" "$unpacked" "$runs" <<'EOF'
 import json, sys
@@ -132,13 +166,15 @@ print(f"Debian bookworm (debootstrap minbase) in {nlayers} gzip layers, {compres
       f"{unpacked/1e6:.0f} MB unpacked, pulled from a local docker-registry over loopback HTTP; "
       f"mean of {runs} runs (hyperfine), page cache dropped before each cold run.")
 print("berth pull downloads, verifies and unpacks every layer into its snapshot; "
-      "skopeo copy to an OCI layout downloads and verifies only. docker pull: not measured "
-      "(no dockerd running on the benchmark host).\n")
-print("| case | berth pull | skopeo copy | berth / skopeo |")
-print("|---|---|---|---|")
+      "skopeo copy to an OCI layout downloads and verifies only; docker pull (dockerd "
+      "20.10, overlay2, its own data root) downloads, verifies and unpacks. All parties in "
+      "one network namespace with the registry on its loopback.\n")
+print("| case | berth pull | skopeo copy | docker pull | berth ÷ skopeo | berth ÷ docker |")
+print("|---|---|---|---|---|---|")
 for name, res in (("cold", cold), ("warm", warm)):
-    b, s = res[0], res[1]
-    print(f"| {name} | {b['mean']:.3f} s ± {b['stddev']:.3f} | {s['mean']:.3f} s ± {s['stddev']:.3f} | {b['mean']/s['mean']:.2f} |")
+    b, s, d = res[0], res[1], res[2]
+    cell = lambda r: f"{r['mean']:.3f} s ± {r['stddev']:.3f}"
+    print(f"| {name} | {cell(b)} | {cell(s)} | {cell(d)} | {b['mean']/s['mean']:.2f} | {b['mean']/d['mean']:.2f} |")
 EOF
 ) | python3 bench/section.py image docs/benchmarks.md
 echo "wrote the image section of docs/benchmarks.md" >&2
