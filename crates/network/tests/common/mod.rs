@@ -80,6 +80,11 @@ impl World {
         })
         .join();
         netns::remove_pinned(&self.host).expect("unpin the host namespace");
+        // The "outside" namespace some tests make (make_outside) is the world's too.
+        let outside = self.dir.path().join("outside-ns");
+        if netns::is_pinned(&outside) {
+            netns::remove_pinned(&outside).expect("unpin the outside namespace");
+        }
         if let Err(panic) = outcome {
             std::panic::resume_unwind(panic);
         }
