@@ -15,7 +15,11 @@ use crate::error::{Error, Result};
 /// What `create` takes, in Docker's terms.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
-    /// The root filesystem: a directory (as podman's `--rootfs`).
+    /// The image the container runs (a reference or an id); empty with `rootfs`.
+    pub image: String,
+    /// The image's id, filled in at create.
+    pub image_id: String,
+    /// Without an image, a root filesystem directory (as podman's `--rootfs`).
     pub rootfs: PathBuf,
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
@@ -121,9 +125,15 @@ pub struct EtcMounts<'a> {
     pub resolv_conf: &'a Path,
 }
 
-/// The runtime spec for a container: the runtime's defaults, the config's process, the
-/// network namespace to join, and the sandbox's /etc files bind-mounted.
-pub fn spec_for(c: &Container, netns: NetNs, etc: Option<&EtcMounts>) -> Result<Spec> {
+/// The runtime spec for a container whose root filesystem is at `rootfs`: the runtime's
+/// defaults, the config's process, the network namespace to join, and the sandbox's /etc
+/// files bind-mounted.
+pub fn spec_for(
+    c: &Container,
+    rootfs: &Path,
+    netns: NetNs,
+    etc: Option<&EtcMounts>,
+) -> Result<Spec> {
     let mut spec = berth_runtime::spec::default_spec(false);
     let mut process = spec.process().clone().unwrap_or_default();
     process.set_terminal(Some(false));
@@ -142,7 +152,7 @@ pub fn spec_for(c: &Container, netns: NetNs, etc: Option<&EtcMounts>) -> Result<
             .unwrap_or_else(|| c.id[..12].to_string()),
     ));
     let mut root = spec.root().clone().unwrap_or_default();
-    root.set_path(c.config.rootfs.clone());
+    root.set_path(rootfs.to_path_buf());
     root.set_readonly(Some(false));
     spec.set_root(Some(root));
     let mut linux = spec.linux().clone().unwrap_or_default();
@@ -213,7 +223,7 @@ mod tests {
     #[test]
     fn the_spec_follows_the_config() {
         let ns = Path::new("/run/ns/x");
-        let spec = spec_for(&container(), NetNs::Join(ns), None).unwrap();
+        let spec = spec_for(&container(), Path::new("/r"), NetNs::Join(ns), None).unwrap();
         let p = spec.process().as_ref().unwrap();
         assert_eq!(
             p.args().as_ref().unwrap(),
@@ -235,7 +245,7 @@ mod tests {
             .collect();
         assert_eq!(net.len(), 1);
         assert_eq!(net[0].path().as_deref(), Some(ns));
-        let host = spec_for(&container(), NetNs::Host, None).unwrap();
+        let host = spec_for(&container(), Path::new("/r"), NetNs::Host, None).unwrap();
         assert!(!host
             .linux()
             .as_ref()
@@ -252,7 +262,7 @@ mod tests {
         let mut c = container();
         c.config.entrypoint.clear();
         c.config.cmd.clear();
-        assert!(spec_for(&c, NetNs::Host, None)
+        assert!(spec_for(&c, Path::new("/r"), NetNs::Host, None)
             .unwrap_err()
             .to_string()
             .contains("no command"));

@@ -7,9 +7,10 @@
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use berth_image::ImageService;
 use berth_network::{
     parse_mode, parse_publish, EndpointSpec, EtcSpec, Manager, Mode, NetworkSpec, Placement,
 };
@@ -46,8 +47,26 @@ impl Settings {
 
 pub struct Engine {
     settings: Settings,
-    store: Mutex<Store>,
+    store: Arc<Mutex<Store>>,
     net: Manager,
+    images: ImageService,
+}
+
+/// Tells the image service which containers use an image, so `rmi` refuses it.
+struct ImageUsers(Arc<Mutex<Store>>);
+
+impl berth_image::UsageCheck for ImageUsers {
+    fn users(&self, image: &berth_image::Digest) -> Vec<String> {
+        let store = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let id = image.to_string();
+        store
+            .all()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.config.image_id == id)
+            .map(|c| c.name)
+            .collect()
+    }
 }
 
 /// Docker's default bridge: made at first open, as dockerd does.
@@ -61,8 +80,10 @@ impl Engine {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
         }
-        let store = Store::open(&settings.root.join("engine.db"))?;
+        let store = Arc::new(Mutex::new(Store::open(&settings.root.join("engine.db"))?));
         let net = Manager::open_with(settings.network.clone()).await?;
+        let images = ImageService::open(berth_image::Options::new(settings.root.join("image")))?;
+        images.set_usage_check(Arc::new(ImageUsers(store.clone())));
         if net.network(berth_network::mode::DEFAULT_NETWORK).is_err() {
             net.create_network(&NetworkSpec {
                 name: berth_network::mode::DEFAULT_NETWORK.into(),
@@ -73,8 +94,9 @@ impl Engine {
         }
         let engine = Engine {
             settings,
-            store: Mutex::new(store),
+            store,
             net,
+            images,
         };
         // Listed first: the store's lock must not be held across the awaits below.
         let containers = engine.store().all()?;
@@ -91,6 +113,15 @@ impl Engine {
 
     pub fn network(&self) -> &Manager {
         &self.net
+    }
+
+    pub fn images(&self) -> &ImageService {
+        &self.images
+    }
+
+    /// Where an image-based container's root filesystem is mounted while it runs.
+    fn rootfs_mount(&self, id: &str) -> PathBuf {
+        self.bundle_dir(id).join("rootfs")
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -117,7 +148,7 @@ impl Engine {
     }
 
     /// Records a new container after checking everything it names.
-    pub async fn create(&self, name: Option<&str>, config: Config) -> Result<Container> {
+    pub async fn create(&self, name: Option<&str>, mut config: Config) -> Result<Container> {
         let id = berth_network::manager::random_id()?;
         let name = match name {
             Some(n) => {
@@ -126,13 +157,15 @@ impl Engine {
             }
             None => format!("berth_{}", &id[..12]),
         };
-        config.args()?;
-        if !config.rootfs.is_dir() {
+        if !config.image.is_empty() {
+            self.apply_image(&mut config)?;
+        } else if !config.rootfs.is_dir() {
             return Err(Error::Invalid(format!(
-                "root filesystem {} does not exist: give a directory",
+                "root filesystem {} does not exist: give a directory, or an image",
                 config.rootfs.display()
             )));
         }
+        config.args()?;
         match parse_mode(&config.network)? {
             Mode::Networks(names) => {
                 for n in names {
@@ -156,6 +189,61 @@ impl Engine {
         };
         self.store().insert(&c)?;
         Ok(c)
+    }
+
+    /// The image's defaults under the user's settings, as Docker merges them: its entrypoint
+    /// and command unless given, its environment before the user's, its working directory.
+    fn apply_image(&self, config: &mut Config) -> Result<()> {
+        let image = self.images.inspect(&config.image)?;
+        config.image_id = image.image.id.to_string();
+        let Some(defaults) = image.config.config() else {
+            return Ok(());
+        };
+        if config.entrypoint.is_empty() {
+            config.entrypoint = defaults.entrypoint().clone().unwrap_or_default();
+            if config.cmd.is_empty() {
+                config.cmd = defaults.cmd().clone().unwrap_or_default();
+            }
+        }
+        let mut env = defaults.env().clone().unwrap_or_default();
+        env.append(&mut config.env);
+        config.env = env;
+        if config.workdir.is_none() {
+            config.workdir = defaults.working_dir().clone().filter(|w| !w.is_empty());
+        }
+        Ok(())
+    }
+
+    /// The root filesystem to start from: the image's layers under the container's own
+    /// upper directory (kept across restarts), or the given directory.
+    fn mount_rootfs(&self, c: &Container) -> Result<PathBuf> {
+        if c.config.image_id.is_empty() {
+            return Ok(c.config.rootfs.clone());
+        }
+        let dir = self.dir(&c.id);
+        let (upper, work, target) = (
+            dir.join("upper"),
+            dir.join("work"),
+            self.rootfs_mount(&c.id),
+        );
+        for d in [&upper, &work, &target] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| Error::io(format!("create {}", d.display()), e))?;
+        }
+        self.images
+            .mount(&c.config.image_id, &upper, &work, &target)?;
+        Ok(target)
+    }
+
+    /// Unmounts an image-based container's root filesystem if it is mounted.
+    fn unmount_rootfs(&self, c: &Container) -> Result<()> {
+        let target = self.rootfs_mount(&c.id);
+        match nix::mount::umount2(&target, nix::mount::MntFlags::empty()) {
+            Ok(()) => Ok(()),
+            // Not mounted (EINVAL) or never made (ENOENT): nothing to undo.
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => Ok(()),
+            Err(e) => Err(Error::sys(format!("unmount {}", target.display()), e)),
+        }
     }
 
     /// By id, name or unique id prefix.
@@ -203,6 +291,7 @@ impl Engine {
             Ok(s) => s,
             Err(e) => {
                 self.release_network(&c).await?;
+                self.unmount_rootfs(&c)?;
                 return Err(e);
             }
         };
@@ -231,9 +320,12 @@ impl Engine {
         let bundle = self.bundle_dir(&c.id);
         std::fs::create_dir_all(&bundle)
             .map_err(|e| Error::io(format!("create {}", bundle.display()), e))?;
+        let rootfs = self.mount_rootfs(c)?;
         let spec = match placement {
-            Placement::Host => container::spec_for(c, NetNs::Host, None)?,
-            Placement::Shared(sandbox) => container::spec_for(c, NetNs::Join(&sandbox.path), None)?,
+            Placement::Host => container::spec_for(c, &rootfs, NetNs::Host, None)?,
+            Placement::Shared(sandbox) => {
+                container::spec_for(c, &rootfs, NetNs::Join(&sandbox.path), None)?
+            }
             Placement::Own => {
                 let sandbox = self.net.create_sandbox(&c.id).await?;
                 if let Mode::Networks(names) = &mode {
@@ -256,7 +348,7 @@ impl Engine {
                     hostname: &files.hostname,
                     resolv_conf: &files.resolv_conf,
                 };
-                container::spec_for(c, NetNs::Join(&sandbox.path), Some(&etc))?
+                container::spec_for(c, &rootfs, NetNs::Join(&sandbox.path), Some(&etc))?
             }
         };
         spec.save(bundle.join("config.json"))
@@ -312,6 +404,7 @@ impl Engine {
             c.state.finished_at = Some(exit.finished_at);
             c.state.pid = 0;
             self.release_network(&c).await?;
+            self.unmount_rootfs(&c)?;
             self.store().update(&c)?;
         }
         Ok(c)
@@ -375,6 +468,7 @@ impl Engine {
             self.stop(key, Duration::ZERO).await?;
         }
         self.release_network(&c).await?;
+        self.unmount_rootfs(&c)?;
         for dir in [self.dir(&c.id), self.bundle_dir(&c.id)] {
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)

@@ -12,6 +12,8 @@ pub enum Error {
     Conflict(String),
     #[error(transparent)]
     Network(#[from] berth_network::Error),
+    #[error(transparent)]
+    Image(#[from] berth_image::Error),
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -271,3 +271,71 @@ fn a_reopened_engine_finds_running_and_exited_containers_as_they_are() {
         engine
     });
 }
+
+#[test]
+fn containers_run_from_an_image_and_write_only_to_their_own_layer() {
+    World::new().run(|engine, settings, rootfs| async move {
+        let tarball = settings.root.join("busybox.tar");
+        let made = Command::new("tar")
+            .args(["-C"])
+            .arg(&rootfs)
+            .args(["-cf"])
+            .arg(&tarball)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let image = engine
+            .images()
+            .import(&tarball, Some("busybox:test"), &Default::default())
+            .unwrap();
+        let from_image = |cmd: &[&str]| Config {
+            image: "busybox:test".into(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            network: "none".into(),
+            ..Default::default()
+        };
+        let writer = engine
+            .create(
+                Some("writer"),
+                from_image(&["sh", "-c", "echo mine > /written && cat /written"]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(writer.config.image_id, image.id.to_string());
+        engine.start("writer").await.unwrap();
+        assert_eq!(engine.wait("writer").await.unwrap(), 0);
+        assert_eq!(stdout_of(&engine, "writer"), "mine\n");
+        // The write went to the container's upper directory, not into the image.
+        let upper = settings
+            .root
+            .join("containers")
+            .join(&writer.id)
+            .join("upper");
+        assert!(upper.join("written").exists());
+        engine
+            .create(Some("reader"), from_image(&["ls", "/written"]))
+            .await
+            .unwrap();
+        engine.start("reader").await.unwrap();
+        assert_eq!(
+            engine.wait("reader").await.unwrap(),
+            1,
+            "a fresh container does not see it"
+        );
+        // The image is in use: rmi refuses it until its containers are gone.
+        let refused = engine.images().remove("busybox:test", false).unwrap_err();
+        assert!(refused.to_string().contains("writer"), "{refused}");
+        engine.remove("writer", false).await.unwrap();
+        engine.remove("reader", false).await.unwrap();
+        assert!(!upper.exists());
+        engine.images().remove("busybox:test", false).unwrap();
+        let missing = engine
+            .create(None, from_image(&["true"]))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("busybox:test"), "{missing}");
+        engine
+    });
+}
