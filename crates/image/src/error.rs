@@ -119,6 +119,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// Wraps a transport error with the registry it came from.
+    pub fn http(registry: &str) -> impl FnOnce(reqwest::Error) -> Error + '_ {
+        move |source| Error::Http {
+            registry: registry.to_string(),
+            source,
+        }
+    }
+
     /// Wraps an I/O error with what we were doing, so the message names the file.
     pub fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
         let context = context.into();

@@ -84,6 +84,33 @@ pub struct ImageRecord {
     pub repo_digests: Vec<Reference>,
 }
 
+impl ImageRecord {
+    /// A new image from its config and layers: platform, creation time and size come from
+    /// them.
+    pub fn new(
+        id: Digest,
+        manifest_digest: Digest,
+        manifest_media_type: String,
+        config: &oci_spec::image::ImageConfiguration,
+        layers: Vec<Layer>,
+        tags: Vec<Reference>,
+        repo_digests: Vec<Reference>,
+    ) -> ImageRecord {
+        ImageRecord {
+            id,
+            manifest_digest,
+            manifest_media_type,
+            os: config.os().to_string(),
+            architecture: config.architecture().to_string(),
+            size: layers.iter().map(|l| l.size).sum(),
+            created: config.created().clone(),
+            layers,
+            tags,
+            repo_digests,
+        }
+    }
+}
+
 pub struct ImageDb {
     conn: Connection,
 }

@@ -194,23 +194,19 @@ impl ImageService {
             .try_collect()
             .await?;
 
-        let record = ImageRecord {
-            id: config_digest,
+        let record = ImageRecord::new(
+            config_digest,
             manifest_digest,
-            manifest_media_type: media_type,
-            os: config.parsed.os().to_string(),
-            architecture: config.parsed.architecture().to_string(),
-            size: layers.iter().map(|l| l.size).sum(),
-            created: config.parsed.created().clone(),
+            media_type,
+            &config.parsed,
             layers,
-            tags: r
-                .tag()
+            r.tag()
                 .map(|t| r.with_tag(t))
                 .transpose()?
                 .into_iter()
                 .collect(),
-            repo_digests: vec![r.with_digest(top)],
-        };
+            vec![r.with_digest(top)],
+        );
         self.record(&record, Some((r.registry(), r.repository())))?;
         opts.progress.send(Progress::Done {
             id: record.id.clone(),

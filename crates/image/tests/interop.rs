@@ -8,7 +8,6 @@ use std::path::Path;
 use std::process::Command;
 
 use berth_image::archive::LoadOptions;
-use berth_image::progress::ProgressSink;
 use berth_image::{Digest, PullOptions};
 use common::*;
 
@@ -133,17 +132,8 @@ fn two_layer_layout(layout: &Path, expected: &Path, zstd: bool) {
 async fn skopeo_and_umoci_read_what_berth_pushed() {
     let reg = Registry::start().await;
     let root = Root::new();
-    let rootfs = root.path("rootfs");
-    busybox_rootfs(&rootfs);
-    fs::write(root.path("r.tar"), tar_dir(&rootfs)).unwrap();
     let name = format!("{}/interop/pushed:1", reg.host());
-    root.svc
-        .import(&root.path("r.tar"), Some(&name), &ProgressSink::default())
-        .unwrap();
-    root.svc
-        .push(&name, None, &ProgressSink::default())
-        .await
-        .unwrap();
+    root.push_busybox(&name).await;
 
     let layout = root.path("layout");
     skopeo(&[
@@ -159,7 +149,7 @@ async fn skopeo_and_umoci_read_what_berth_pushed() {
         &format!("{}:1", layout.display()),
         bundle.to_str().unwrap(),
     ]));
-    assert_same_tree(&rootfs, &bundle.join("rootfs"));
+    assert_same_tree(&root.path("rootfs"), &bundle.join("rootfs"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,23 +26,12 @@ impl UsageCheck for Containers {
     }
 }
 
-fn imported(root: &Root, name: &str) -> berth_image::images::ImageRecord {
-    let rootfs = root.path("rootfs");
-    if !rootfs.exists() {
-        busybox_rootfs(&rootfs);
-        fs::write(root.path("r.tar"), tar_dir(&rootfs)).unwrap();
-    }
-    root.svc
-        .import(&root.path("r.tar"), Some(name), &ProgressSink::default())
-        .unwrap()
-}
-
 #[test]
 fn tag_untag_delete_and_in_use() {
     let root = Root::new();
     let containers = Arc::new(Containers::default());
     root.svc.set_usage_check(containers.clone());
-    let img = imported(&root, "app:1");
+    let img = root.import_busybox("app:1");
     root.svc.tag("app:1", "app:latest").unwrap();
     root.svc
         .tag(img.id.short(), "registry.example:5000/team/app:v1.0.2")
@@ -118,7 +107,7 @@ fn tag_untag_delete_and_in_use() {
 #[test]
 fn shared_layers_are_stored_once_and_outlive_one_image() {
     let root = Root::new();
-    let a = imported(&root, "a:1");
+    let a = root.import_busybox("a:1");
     // Same layer, another config (import stamps the time and path): a second image.
     fs::copy(root.path("r.tar"), root.path("r2.tar")).unwrap();
     let b = root
@@ -145,7 +134,7 @@ fn shared_layers_are_stored_once_and_outlive_one_image() {
 #[test]
 fn inspect_lists_config_history_and_size() {
     let root = Root::new();
-    let img = imported(&root, "app:1");
+    let img = root.import_busybox("app:1");
     let i = root.svc.inspect("app:1").unwrap();
     assert_eq!(i.image.id, img.id);
     assert_eq!(i.config.history().as_ref().unwrap().len(), 1);
@@ -238,7 +227,7 @@ fn bad_archives_leave_nothing() {
 #[test]
 fn crash_leftovers_are_cleaned() {
     let root = Root::new();
-    let img = imported(&root, "app:1");
+    let img = root.import_busybox("app:1");
     let snaps = root.path("root/snapshots");
     // As a crash would leave them: a half-unpacked snapshot and a half-written blob.
     fs::create_dir_all(snaps.join(".tmp-crashed/etc")).unwrap();

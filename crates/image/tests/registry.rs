@@ -136,18 +136,8 @@ async fn pull_by_digest_and_missing_names() {
 async fn corrupt_blob_on_the_registry_leaves_nothing() {
     let reg = Registry::start().await;
     let root = Root::new();
-    let rootfs = root.path("rootfs");
-    busybox_rootfs(&rootfs);
-    fs::write(root.path("r.tar"), tar_dir(&rootfs)).unwrap();
     let name = format!("{}/corrupt:1", reg.host());
-    let img = root
-        .svc
-        .import(&root.path("r.tar"), Some(&name), &ProgressSink::default())
-        .unwrap();
-    root.svc
-        .push(&name, None, &ProgressSink::default())
-        .await
-        .unwrap();
+    let img = root.push_busybox(&name).await;
     let layer = &img.layers[0].blob;
     let path = reg.blob_path(layer.hex());
     let mut bytes = fs::read(&path).unwrap();
@@ -174,17 +164,8 @@ async fn corrupt_blob_on_the_registry_leaves_nothing() {
 async fn concurrent_pulls_download_each_blob_once() {
     let reg = Registry::start().await;
     let src = Root::new();
-    let rootfs = src.path("rootfs");
-    busybox_rootfs(&rootfs);
-    fs::write(src.path("r.tar"), tar_dir(&rootfs)).unwrap();
     let name = format!("{}/conc:1", reg.host());
-    src.svc
-        .import(&src.path("r.tar"), Some(&name), &ProgressSink::default())
-        .unwrap();
-    src.svc
-        .push(&name, None, &ProgressSink::default())
-        .await
-        .unwrap();
+    src.push_busybox(&name).await;
 
     let root = Root::new();
     let (p1, mut e1) = ProgressSink::channel();
@@ -221,13 +202,8 @@ async fn concurrent_pulls_download_each_blob_once() {
 async fn basic_auth_login_push_logout() {
     let reg = Registry::start_with(Some(("berth", "s3cret"))).await;
     let root = Root::new();
-    let rootfs = root.path("rootfs");
-    busybox_rootfs(&rootfs);
-    fs::write(root.path("r.tar"), tar_dir(&rootfs)).unwrap();
     let name = format!("{}/private/app:1", reg.host());
-    root.svc
-        .import(&root.path("r.tar"), Some(&name), &ProgressSink::default())
-        .unwrap();
+    root.import_busybox(&name);
 
     let err = root
         .svc
@@ -287,14 +263,8 @@ async fn basic_auth_login_push_logout() {
 async fn chunked_upload_round_trips() {
     let reg = Registry::start().await;
     let root = Root::with(|o| o.registry.chunk_size = Some(256 * 1024));
-    let rootfs = root.path("rootfs");
-    busybox_rootfs(&rootfs);
-    fs::write(root.path("r.tar"), tar_dir(&rootfs)).unwrap();
     let name = format!("{}/chunked:1", reg.host());
-    let img = root
-        .svc
-        .import(&root.path("r.tar"), Some(&name), &ProgressSink::default())
-        .unwrap();
+    let img = root.import_busybox(&name);
     assert!(img.layers[0].blob_size > 3 * 256 * 1024, "several chunks");
     let (progress, mut events) = ProgressSink::channel();
     root.svc.push(&name, None, &progress).await.unwrap();
@@ -408,18 +378,8 @@ async fn platform_is_selected_from_an_index() {
 async fn interrupted_download_resumes() {
     let reg = Registry::start().await;
     let src = Root::new();
-    let rootfs = src.path("rootfs");
-    busybox_rootfs(&rootfs);
-    fs::write(src.path("r.tar"), tar_dir(&rootfs)).unwrap();
     let name = format!("{}/resume:1", reg.host());
-    let img = src
-        .svc
-        .import(&src.path("r.tar"), Some(&name), &ProgressSink::default())
-        .unwrap();
-    src.svc
-        .push(&name, None, &ProgressSink::default())
-        .await
-        .unwrap();
+    let img = src.push_busybox(&name).await;
 
     let root = Root::new();
     let layer = &img.layers[0].blob;

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::fs;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -160,14 +159,8 @@ async fn bearer_token_flow_for_push_and_pull() {
     let reg = Registry::start().await;
     let gw = gateway(reg.host()).await;
     let root = Root::new();
-    let rootfs = root.path("rootfs");
-    busybox_rootfs(&rootfs);
-    fs::write(root.path("r.tar"), tar_dir(&rootfs)).unwrap();
     let name = format!("{gw}/team/app:1");
-    let img = root
-        .svc
-        .import(&root.path("r.tar"), Some(&name), &ProgressSink::default())
-        .unwrap();
+    let img = root.import_busybox(&name);
 
     // Without credentials the token endpoint refuses.
     let err = root

@@ -145,18 +145,15 @@ impl ImageService {
                 size,
             });
         }
-        let record = ImageRecord {
-            id: config_digest,
+        let record = ImageRecord::new(
+            config_digest,
             manifest_digest,
-            manifest_media_type: media_type,
-            os: config.parsed.os().to_string(),
-            architecture: config.parsed.architecture().to_string(),
-            size: layers.iter().map(|l| l.size).sum(),
-            created: config.parsed.created().clone(),
+            media_type,
+            &config.parsed,
             layers,
             tags,
             repo_digests,
-        };
+        );
         self.record(&record, None)?;
         Ok(record)
     }

@@ -197,10 +197,7 @@ impl RegistryClient {
         if let Some(h) = header {
             req = req.header(AUTHORIZATION, h);
         }
-        let resp = req.send().await.map_err(|e| Error::Http {
-            registry: registry.to_string(),
-            source: e,
-        })?;
+        let resp = req.send().await.map_err(Error::http(registry))?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
@@ -215,10 +212,7 @@ impl RegistryClient {
             .header(AUTHORIZATION, auth)
             .send()
             .await
-            .map_err(|e| Error::Http {
-                registry: registry.to_string(),
-                source: e,
-            })?;
+            .map_err(Error::http(registry))?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             return Err(Error::Unauthorized {
                 registry: registry.to_string(),
@@ -292,10 +286,7 @@ impl RegistryClient {
         if let Some(c) = creds {
             req = req.basic_auth(&c.username, Some(&c.password));
         }
-        let resp = req.send().await.map_err(|e| Error::Http {
-            registry: registry.to_string(),
-            source: e,
-        })?;
+        let resp = req.send().await.map_err(Error::http(registry))?;
         if !resp.status().is_success() {
             let status = resp.status();
             return Err(Error::Unauthorized {
@@ -311,10 +302,7 @@ impl RegistryClient {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let body = resp.bytes().await.map_err(|e| Error::Http {
-            registry: registry.to_string(),
-            source: e,
-        })?;
+        let body = resp.bytes().await.map_err(Error::http(registry))?;
         let t: Token = serde_json::from_slice(&body).map_err(|e| Error::Unauthorized {
             registry: registry.to_string(),
             detail: format!("token server sent no token ({e})"),
@@ -332,10 +320,12 @@ impl RegistryClient {
     pub async fn check_login(&self, registry: &str, host: &str, creds: &Credentials) -> Result<()> {
         let base = self.base(host).await?;
         let url = format!("{base}/v2/");
-        let resp = self.http.get(&url).send().await.map_err(|e| Error::Http {
-            registry: registry.to_string(),
-            source: e,
-        })?;
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(Error::http(registry))?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return ok_or_error(resp, registry, "GET", &url, "registry API")
                 .await
@@ -361,10 +351,7 @@ impl RegistryClient {
             .header(AUTHORIZATION, auth)
             .send()
             .await
-            .map_err(|e| Error::Http {
-                registry: registry.to_string(),
-                source: e,
-            })?;
+            .map_err(Error::http(registry))?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             return Err(Error::Unauthorized {
                 registry: registry.to_string(),
@@ -406,10 +393,7 @@ impl RegistryClient {
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| Error::Http {
-                registry: repo.registry.to_string(),
-                source: e,
-            })?
+            .map_err(Error::http(repo.registry))?
             .to_vec();
         let digest = Digest::of(&bytes);
         if let Ok(want) = reference.parse::<Digest>() {
@@ -505,10 +489,7 @@ impl RegistryClient {
             }
         };
         use std::io::Write;
-        while let Some(chunk) = resp.chunk().await.map_err(|e| Error::Http {
-            registry: repo.registry.to_string(),
-            source: e,
-        })? {
+        while let Some(chunk) = resp.chunk().await.map_err(Error::http(repo.registry))? {
             w.write_all(&chunk)
                 .map_err(Error::io(format!("write blob {digest}")))?;
             if size > 0 && w.offset() > size {

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use berth_image::images::ImageRecord;
+use berth_image::progress::ProgressSink;
 use berth_image::{ImageService, Options};
 
 /// A docker-registry process with its own storage, killed and removed on drop.
@@ -132,6 +134,29 @@ impl Root {
 
     pub fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
+    }
+
+    /// Imports the busybox root filesystem (made once at `rootfs`, tarred at `r.tar`) as
+    /// the image `name`.
+    pub fn import_busybox(&self, name: &str) -> ImageRecord {
+        let rootfs = self.path("rootfs");
+        if !rootfs.exists() {
+            busybox_rootfs(&rootfs);
+            fs::write(self.path("r.tar"), tar_dir(&rootfs)).unwrap();
+        }
+        self.svc
+            .import(&self.path("r.tar"), Some(name), &ProgressSink::default())
+            .unwrap()
+    }
+
+    /// The same, then pushed to `name`'s registry.
+    pub async fn push_busybox(&self, name: &str) -> ImageRecord {
+        let img = self.import_busybox(name);
+        self.svc
+            .push(name, None, &ProgressSink::default())
+            .await
+            .unwrap();
+        img
     }
 }
 
