@@ -97,6 +97,21 @@ pub struct Container {
     pub created: OffsetDateTime,
 }
 
+impl Container {
+    /// The first 12 hex digits of the id, as Docker shows and resolves it.
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+
+    /// `--hostname`, or the short id as in Docker.
+    pub fn hostname(&self) -> String {
+        self.config
+            .hostname
+            .clone()
+            .unwrap_or_else(|| self.short_id().to_string())
+    }
+}
+
 /// Docker's name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn check_name(name: &str) -> Result<()> {
     let mut chars = name.chars();
@@ -145,25 +160,19 @@ pub fn spec_for(
         process.set_cwd(PathBuf::from(dir));
     }
     spec.set_process(Some(process));
-    spec.set_hostname(Some(
-        c.config
-            .hostname
-            .clone()
-            .unwrap_or_else(|| c.id[..12].to_string()),
-    ));
+    spec.set_hostname(Some(c.hostname()));
     let mut root = spec.root().clone().unwrap_or_default();
     root.set_path(rootfs.to_path_buf());
     root.set_readonly(Some(false));
     spec.set_root(Some(root));
     let mut linux = spec.linux().clone().unwrap_or_default();
-    let namespaces: Vec<LinuxNamespace> = linux
+    let mut namespaces: Vec<LinuxNamespace> = linux
         .namespaces()
         .clone()
         .unwrap_or_default()
         .into_iter()
         .filter(|n| n.typ() != LinuxNamespaceType::Network)
         .collect();
-    let mut namespaces = namespaces;
     if let NetNs::Join(path) = netns {
         namespaces.push(
             LinuxNamespaceBuilder::default()
@@ -233,28 +242,22 @@ mod tests {
         assert_eq!(p.cwd(), Path::new("/srv"));
         assert_eq!(spec.hostname().as_deref(), Some("0123456789ab"));
         assert_eq!(spec.root().as_ref().unwrap().path(), Path::new("/r"));
-        let net: Vec<_> = spec
-            .linux()
-            .as_ref()
-            .unwrap()
-            .namespaces()
-            .as_ref()
-            .unwrap()
-            .iter()
-            .filter(|n| n.typ() == LinuxNamespaceType::Network)
-            .collect();
+        let net = network_namespaces(&spec);
         assert_eq!(net.len(), 1);
         assert_eq!(net[0].path().as_deref(), Some(ns));
         let host = spec_for(&container(), Path::new("/r"), NetNs::Host, None).unwrap();
-        assert!(!host
-            .linux()
-            .as_ref()
-            .unwrap()
+        assert!(network_namespaces(&host).is_empty());
+    }
+
+    fn network_namespaces(spec: &Spec) -> Vec<LinuxNamespace> {
+        let linux = spec.linux().as_ref().unwrap();
+        linux
             .namespaces()
-            .as_ref()
-            .unwrap()
             .iter()
-            .any(|n| n.typ() == LinuxNamespaceType::Network));
+            .flatten()
+            .filter(|n| n.typ() == LinuxNamespaceType::Network)
+            .cloned()
+            .collect()
     }
 
     #[test]

@@ -331,15 +331,10 @@ impl Engine {
                 if let Mode::Networks(names) = &mode {
                     self.connect_all(c, names).await?;
                 }
-                let hostname = c
-                    .config
-                    .hostname
-                    .clone()
-                    .unwrap_or_else(|| c.id[..12].to_string());
                 let files = self.net.write_etc(
                     &c.id,
                     &EtcSpec {
-                        hostname,
+                        hostname: c.hostname(),
                         ..Default::default()
                     },
                 )?;
@@ -361,7 +356,7 @@ impl Engine {
             ports.extend(parse_publish(p)?);
         }
         for (i, n) in networks.iter().enumerate() {
-            let mut names = vec![c.name.clone(), c.id[..12].to_string()];
+            let mut names = vec![c.name.clone(), c.short_id().to_string()];
             names.extend(c.config.aliases.iter().cloned());
             let spec = EndpointSpec {
                 names,

@@ -5,7 +5,7 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
     /// No such container (Docker's 404).
-    #[error("no such container: {0}")]
+    #[error("no such container: {0} (see the container list for names and ids)")]
     NotFound(String),
     /// A conflict with the current state (Docker's 409).
     #[error("{0}")]

@@ -32,7 +32,9 @@ impl Manager {
             .await
         {
             Ok(()) => {
-                self.sync_dns()?;
+                if serves_names(&net) {
+                    self.sync_dns()?;
+                }
                 Ok(ep)
             }
             Err(e) => {
@@ -163,7 +165,9 @@ impl Manager {
         if !ep.ports.is_empty() {
             self.sync_ports()?;
         }
-        self.sync_dns()?;
+        if serves_names(&net) {
+            self.sync_dns()?;
+        }
         self.hand_over_default_route(&sandbox).await
     }
 

@@ -197,11 +197,20 @@ impl Manager {
         let _one = self.changing.lock().await;
         let sandbox = self.sandbox(id)?;
         let endpoints = self.store().endpoints_of(id)?;
-        for ep in endpoints {
-            self.remove_endpoint(&ep, Some(&sandbox)).await?;
+        // Only what the sandbox took part in is rebuilt: a container that published no
+        // port costs no firewall change, one off the named networks no DNS change.
+        let had_ports = endpoints.iter().any(|e| !e.ports.is_empty());
+        let mut had_names = false;
+        for ep in &endpoints {
+            had_names |= self.network(&ep.network_id).is_ok_and(|n| serves_names(&n));
+            self.remove_endpoint(ep, Some(&sandbox)).await?;
         }
-        self.sync_ports()?;
-        self.sync_dns()?;
+        if had_ports {
+            self.sync_ports()?;
+        }
+        if had_names {
+            self.sync_dns()?;
+        }
         netns::remove_pinned(&sandbox.path)?;
         let files = self.files_dir.join(id);
         if files.exists() {
@@ -275,7 +284,7 @@ impl Manager {
 }
 
 /// Docker resolves names on user-defined bridges only; the default bridge has no names.
-fn serves_names(net: &Network) -> bool {
+pub(super) fn serves_names(net: &Network) -> bool {
     matches!(&net.driver, Driver::Bridge(b) if !b.default)
 }
 

@@ -42,7 +42,9 @@ impl Manager {
         }
         // The driver may have recorded what it made (a VLAN interface to remove later).
         self.store().update_network(&net)?;
-        self.sync_dns()?;
+        if serves_names(&net) {
+            self.sync_dns()?;
+        }
         Ok(net)
     }
 
@@ -138,7 +140,9 @@ impl Manager {
         }
         drivers::remove(&self.host, &net).await?;
         self.store().delete_network(&net.id)?;
-        self.sync_dns()?;
+        if serves_names(&net) {
+            self.sync_dns()?;
+        }
         self.sync_firewall()
     }
 }
