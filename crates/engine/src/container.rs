@@ -12,8 +12,10 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 
-/// What `create` takes, in Docker's terms.
+/// What `create` takes, in Docker's terms. Fields added later default when reading older
+/// records.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Config {
     /// The image the container runs (a reference or an id); empty with `rootfs`.
     pub image: String,
@@ -33,6 +35,63 @@ pub struct Config {
     pub publish: Vec<String>,
     /// `--network-alias`.
     pub aliases: Vec<String>,
+    /// `--rm`: removed as soon as it exits.
+    pub auto_remove: bool,
+    /// `--restart`.
+    pub restart: RestartPolicy,
+    /// `--stop-signal` (the image's StopSignal when not given); SIGTERM by default.
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout` in seconds; 10 by default.
+    pub stop_timeout: Option<u32>,
+}
+
+/// When a container that exited is started again, as Docker's `--restart` says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    /// On a non-zero exit, at most this many times in a row (0: no limit).
+    OnFailure(u32),
+    Always,
+    /// As always, except after the user stopped it (and across daemon restarts then).
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// Docker's `--restart` values: no, on-failure[:N], always, unless-stopped.
+    pub fn parse(name: &str, max_retries: u32) -> Result<RestartPolicy> {
+        let (name, count) = match name.split_once(':') {
+            Some((n, c)) => (
+                n,
+                c.parse().map_err(|_| {
+                    Error::Invalid(format!(
+                        "invalid restart policy count {c:?}: give a whole number, as on-failure:3"
+                    ))
+                })?,
+            ),
+            None => (name, max_retries),
+        };
+        match name {
+            "" | "no" => Ok(RestartPolicy::No),
+            "on-failure" => Ok(RestartPolicy::OnFailure(count)),
+            "always" => Ok(RestartPolicy::Always),
+            "unless-stopped" => Ok(RestartPolicy::UnlessStopped),
+            other => Err(Error::Invalid(format!(
+                "invalid restart policy {other:?}: use no, on-failure[:N], always or unless-stopped"
+            ))),
+        }
+    }
+
+    /// Docker's name and maximum retry count for it.
+    pub fn docker_name(&self) -> (&'static str, u32) {
+        match self {
+            RestartPolicy::No => ("no", 0),
+            RestartPolicy::OnFailure(n) => ("on-failure", *n),
+            RestartPolicy::Always => ("always", 0),
+            RestartPolicy::UnlessStopped => ("unless-stopped", 0),
+        }
+    }
 }
 
 impl Config {
@@ -72,6 +131,12 @@ pub struct State {
     pub started_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub finished_at: Option<OffsetDateTime>,
+    /// Restarts by policy since the user last started it.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// The user stopped it (stop, kill): no restart by policy until started again.
+    #[serde(default)]
+    pub stopped_by_user: bool,
 }
 
 impl State {
@@ -83,6 +148,8 @@ impl State {
             exit_code: None,
             started_at: None,
             finished_at: None,
+            restart_count: 0,
+            stopped_by_user: false,
         }
     }
 }
@@ -123,6 +190,26 @@ pub fn check_name(name: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A signal by Docker's spellings: `SIGTERM`, `TERM`, `term` or `15`.
+pub fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal> {
+    use std::str::FromStr;
+    let bad = || {
+        Error::Invalid(format!(
+            "invalid signal {s:?}: give a name such as SIGTERM or KILL, or a number"
+        ))
+    };
+    if let Ok(n) = s.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).map_err(|_| bad());
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    nix::sys::signal::Signal::from_str(&name).map_err(|_| bad())
 }
 
 /// Where the container's network namespace comes from.
@@ -273,5 +360,25 @@ mod tests {
         assert!(check_name("w").is_err());
         assert!(check_name("-web").is_err());
         assert!(check_name("a/b").is_err());
+    }
+
+    #[test]
+    fn signals_and_restart_policies_parse_as_docker_spells_them() {
+        use nix::sys::signal::Signal;
+        assert_eq!(parse_signal("SIGTERM").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("kill").unwrap(), Signal::SIGKILL);
+        assert_eq!(parse_signal("1").unwrap(), Signal::SIGHUP);
+        assert!(parse_signal("NOPE").is_err());
+        assert_eq!(
+            RestartPolicy::parse("on-failure:3", 0).unwrap(),
+            RestartPolicy::OnFailure(3)
+        );
+        assert_eq!(
+            RestartPolicy::parse("on-failure", 5).unwrap(),
+            RestartPolicy::OnFailure(5)
+        );
+        assert_eq!(RestartPolicy::parse("", 0).unwrap(), RestartPolicy::No);
+        assert!(RestartPolicy::parse("sometimes", 0).is_err());
+        assert!(RestartPolicy::parse("on-failure:x", 0).is_err());
     }
 }

@@ -15,12 +15,14 @@ use berth_network::{
     parse_mode, parse_publish, EndpointSpec, EtcSpec, Manager, Mode, NetworkSpec, Placement,
 };
 use berth_runtime::Runtime;
+use futures_util::StreamExt;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use time::OffsetDateTime;
 
 use crate::container::{self, check_name, Config, Container, EtcMounts, NetNs, State, Status};
 use crate::error::{Error, Result};
+use crate::events::{Event, Events, Kind};
 use crate::logs::{self, Entry, Query};
 use crate::shim::{self, ShimSpec};
 use crate::store::Store;
@@ -50,6 +52,20 @@ pub struct Engine {
     store: Arc<Mutex<Store>>,
     net: Manager,
     images: ImageService,
+    events: Events,
+    /// Held while a container's exit is recorded.
+    transitions: tokio::sync::Mutex<()>,
+}
+
+/// What `wait` waits for, as Docker's `condition` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    /// Returns at once if the container is not running (Docker's default).
+    NotRunning,
+    /// The next exit, even of a container not started yet.
+    NextExit,
+    /// Its removal (`--rm`).
+    Removed,
 }
 
 /// Tells the image service which containers use an image, so `rmi` refuses it.
@@ -68,6 +84,9 @@ impl berth_image::UsageCheck for ImageUsers {
             .collect()
     }
 }
+
+/// Seconds between the stop signal and SIGKILL, as in Docker.
+const DEFAULT_STOP_TIMEOUT: u32 = 10;
 
 /// Docker's default bridge: made at first open, as dockerd does.
 const DEFAULT_BRIDGE_OPTION: &str = "com.docker.network.bridge.default_bridge";
@@ -97,6 +116,8 @@ impl Engine {
             store,
             net,
             images,
+            events: Events::default(),
+            transitions: tokio::sync::Mutex::new(()),
         };
         // Listed first: the store's lock must not be held across the awaits below.
         let containers = engine.store().all()?;
@@ -117,6 +138,26 @@ impl Engine {
 
     pub fn images(&self) -> &ImageService {
         &self.images
+    }
+
+    /// The state directory given at open.
+    pub fn root(&self) -> &Path {
+        &self.settings.root
+    }
+
+    /// Where a container's json-file log is.
+    pub fn log_path(&self, c: &Container) -> PathBuf {
+        self.shim_spec(c).log_path()
+    }
+
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    fn container_event(&self, action: &str, c: &Container) -> Event {
+        Event::new(Kind::Container, action, &c.id)
+            .with("name", c.name.clone())
+            .with("image", c.config.image.clone())
     }
 
     /// Where an image-based container's root filesystem is mounted while it runs.
@@ -188,6 +229,7 @@ impl Engine {
             created: OffsetDateTime::now_utc(),
         };
         self.store().insert(&c)?;
+        self.events.send(self.container_event("create", &c));
         Ok(c)
     }
 
@@ -270,6 +312,32 @@ impl Engine {
     /// Starts a created or exited container: its network, its bundle, its shim.
     pub async fn start(&self, key: &str) -> Result<Container> {
         let mut c = self.inspect(key).await?;
+        c.state.restart_count = 0;
+        self.launch(c).await
+    }
+
+    /// Starts it again after an exit, as its restart policy says; false if it is no longer
+    /// to be restarted (removed, started or stopped by the user meanwhile).
+    pub async fn restart_by_policy(&self, key: &str) -> Result<bool> {
+        let mut c = match self.inspect(key).await {
+            Ok(c) => c,
+            Err(Error::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if c.state.status == Status::Running
+            || !crate::monitor::should_restart(&c.config.restart, &c.state)
+        {
+            return Ok(false);
+        }
+        c.state.restart_count += 1;
+        let restarts = c.state.restart_count;
+        let c = self.launch(c).await?;
+        self.events.send(self.container_event("restart", &c));
+        tracing::info!("container {} restarted by policy ({restarts})", c.name);
+        Ok(true)
+    }
+
+    async fn launch(&self, mut c: Container) -> Result<Container> {
         if c.state.status == Status::Running {
             return Err(Error::Conflict(format!(
                 "container {} is already running",
@@ -302,8 +370,11 @@ impl Engine {
             exit_code: None,
             started_at: Some(OffsetDateTime::now_utc()),
             finished_at: None,
+            restart_count: c.state.restart_count,
+            stopped_by_user: false,
         };
         self.store().update(&c)?;
+        self.events.send(self.container_event("start", &c));
         Ok(c)
     }
 
@@ -371,10 +442,10 @@ impl Engine {
 
     /// Takes the container's own sandbox down, if it has one.
     async fn release_network(&self, c: &Container) -> Result<()> {
-        if self.net.sandbox(&c.id).is_ok() {
-            self.net.remove_sandbox(&c.id).await?;
+        match self.net.remove_sandbox(&c.id).await {
+            Ok(()) | Err(berth_network::Error::NoSuchSandbox(_)) => Ok(()),
+            Err(e) => Err(e.into()),
         }
-        Ok(())
     }
 
     /// Joins the store's record with what the shim left: a running container whose exit is
@@ -394,6 +465,16 @@ impl Engine {
             None => None,
         };
         if let Some(exit) = exit {
+            // Several callers may see the same exit at once (a stop, the monitor): one
+            // records it, the others read what it recorded.
+            let _one = self.transitions.lock().await;
+            match self.store().find(&c.id)? {
+                Some(now)
+                    if now.state.status == Status::Running
+                        && now.state.shim_pid == c.state.shim_pid => {}
+                Some(now) => return Ok(now),
+                None => return Err(Error::NotFound(c.id.clone())),
+            }
             c.state.status = Status::Exited;
             c.state.exit_code = Some(exit.code);
             c.state.finished_at = Some(exit.finished_at);
@@ -401,8 +482,68 @@ impl Engine {
             self.release_network(&c).await?;
             self.unmount_rootfs(&c)?;
             self.store().update(&c)?;
+            let mut event = self
+                .container_event("die", &c)
+                .with("exitCode", exit.code.to_string());
+            if let Some(signal) = exit.signal {
+                event = event.with("signal", signal.to_string());
+            }
+            self.events.send(event);
         }
         Ok(c)
+    }
+
+    /// Waits for `condition`; the container's exit code. Listens to the engine's events
+    /// (`events`, subscribed before the caller let anything happen to the container), so
+    /// someone must be watching the container (see `monitor::watch`).
+    pub async fn wait_for(
+        &self,
+        key: &str,
+        condition: WaitCondition,
+        mut events: tokio::sync::broadcast::Receiver<Event>,
+    ) -> Result<i32> {
+        let c = self.inspect(key).await?;
+        if condition == WaitCondition::NotRunning && c.state.status != Status::Running {
+            return Ok(c.state.exit_code.unwrap_or(0));
+        }
+        let mut code = c.state.exit_code.unwrap_or(0);
+        loop {
+            let event = match events.recv().await {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Missed some: look at the container itself.
+                    match self.inspect(&c.id).await {
+                        Ok(now)
+                            if now.state.status != Status::Running
+                                && condition != WaitCondition::Removed =>
+                        {
+                            return Ok(now.state.exit_code.unwrap_or(0))
+                        }
+                        Ok(_) => continue,
+                        Err(Error::NotFound(_)) => return Ok(code),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(code),
+            };
+            if event.kind != Kind::Container || event.id != c.id {
+                continue;
+            }
+            match event.action.as_str() {
+                "die" => {
+                    code = event
+                        .attributes
+                        .get("exitCode")
+                        .and_then(|x| x.parse().ok())
+                        .unwrap_or(0);
+                    if condition != WaitCondition::Removed {
+                        return Ok(code);
+                    }
+                }
+                "destroy" => return Ok(code),
+                _ => {}
+            }
+        }
     }
 
     /// Blocks until the container is not running; its exit code.
@@ -418,24 +559,42 @@ impl Engine {
         Ok(c.state.exit_code.unwrap_or(0))
     }
 
+    /// Sends `signal`; the container is then stopped by the user (no restart by policy).
     pub async fn kill(&self, key: &str, signal: Signal) -> Result<()> {
-        let c = self.inspect(key).await?;
+        let mut c = self.inspect(key).await?;
         if c.state.status != Status::Running {
             return Err(Error::Conflict(format!(
                 "container {} is not running",
                 c.name
             )));
         }
+        // Stopping it (its stop signal or SIGKILL) keeps restart policies from undoing that.
+        let stop_signal =
+            container::parse_signal(c.config.stop_signal.as_deref().unwrap_or("SIGTERM"))?;
+        if !c.state.stopped_by_user && (signal == stop_signal || signal == Signal::SIGKILL) {
+            c.state.stopped_by_user = true;
+            self.store().update(&c)?;
+        }
         Runtime::new(self.runtime_root()).kill(&c.id, signal, false)?;
+        self.events.send(
+            self.container_event("kill", &c)
+                .with("signal", (signal as i32).to_string()),
+        );
         Ok(())
     }
 
-    /// SIGTERM, then SIGKILL when `timeout` passes; returns once it has exited.
-    pub async fn stop(&self, key: &str, timeout: Duration) -> Result<Container> {
+    /// Its stop signal (SIGTERM unless configured), then SIGKILL when `timeout` (or its own
+    /// stop timeout, or 10 s) passes; returns once it has exited.
+    pub async fn stop(&self, key: &str, timeout: Option<Duration>) -> Result<Container> {
         let c = self.inspect(key).await?;
         if c.state.status == Status::Running {
             let pid = c.state.shim_pid;
-            self.kill(key, Signal::SIGTERM).await?;
+            let timeout = timeout.unwrap_or(Duration::from_secs(
+                c.config.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT).into(),
+            ));
+            let signal =
+                container::parse_signal(c.config.stop_signal.as_deref().unwrap_or("SIGTERM"))?;
+            self.kill(key, signal).await?;
             let gone = tokio::task::spawn_blocking(move || wait_gone(pid, Some(timeout)))
                 .await
                 .unwrap_or(false);
@@ -460,7 +619,7 @@ impl Engine {
                     c.name
                 )));
             }
-            self.stop(key, Duration::ZERO).await?;
+            self.stop(key, Some(Duration::ZERO)).await?;
         }
         self.release_network(&c).await?;
         self.unmount_rootfs(&c)?;
@@ -470,7 +629,65 @@ impl Engine {
                     .map_err(|e| Error::io(format!("remove {}", dir.display()), e))?;
             }
         }
-        self.store().delete(&c.id)
+        self.store().delete(&c.id)?;
+        self.events.send(self.container_event("destroy", &c));
+        Ok(())
+    }
+
+    /// Gives a container a new name (unique, as at create).
+    pub fn rename(&self, key: &str, name: &str) -> Result<()> {
+        check_name(name)?;
+        let mut c = self.get(key)?;
+        let old = std::mem::replace(&mut c.name, name.to_string());
+        self.store().update(&c)?;
+        self.events
+            .send(self.container_event("rename", &c).with("oldName", old));
+        Ok(())
+    }
+
+    /// The log's entries as `logs` would give them, then (with `follow`) each new one until
+    /// the container stops; sent on the returned channel, which closes at the end.
+    pub async fn stream_logs(
+        &self,
+        key: &str,
+        query: Query,
+        follow: bool,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<Entry>>> {
+        let mut events = self.events.subscribe();
+        let c = self.inspect(key).await?;
+        let path = self.shim_spec(&c).log_path();
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let mut watch = if follow && c.state.status == Status::Running {
+            Some(logs::watch_dir(&path)?)
+        } else {
+            None
+        };
+        let (entries, mut follower) = logs::read_and_follow(&path, &query)?;
+        tokio::spawn(async move {
+            for e in entries {
+                if tx.send(Ok(e)).await.is_err() {
+                    return;
+                }
+            }
+            let Some(watch) = watch.as_mut() else { return };
+            loop {
+                let running = tokio::select! {
+                    changed = watch.next() => changed.is_some(),
+                    event = events.recv() => !is_end(&event, &c.id),
+                };
+                let new = follower.read_new();
+                let failed = new.is_err();
+                for e in new.map_or_else(|e| vec![Err(e)], |v| v.into_iter().map(Ok).collect()) {
+                    if tx.send(e).await.is_err() {
+                        return;
+                    }
+                }
+                if !running || failed {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
     }
 
     pub fn logs(&self, key: &str, query: &Query) -> Result<Vec<Entry>> {
@@ -480,6 +697,22 @@ impl Engine {
             return Ok(Vec::new());
         }
         logs::read(&path, query)
+    }
+}
+
+/// Whether an event says container `id` has stopped (or the channel has closed).
+fn is_end(
+    event: &std::result::Result<Event, tokio::sync::broadcast::error::RecvError>,
+    id: &str,
+) -> bool {
+    match event {
+        Ok(e) => {
+            e.kind == Kind::Container
+                && e.id == id
+                && matches!(e.action.as_str(), "die" | "destroy")
+        }
+        Err(tokio::sync::broadcast::error::RecvError::Closed) => true,
+        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => false,
     }
 }
 

@@ -6,10 +6,12 @@
 pub mod container;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod logs;
+pub mod monitor;
 pub mod shim;
 pub mod store;
 
-pub use container::{Config, Container, Status};
-pub use engine::{Engine, Settings};
+pub use container::{Config, Container, RestartPolicy, Status};
+pub use engine::{Engine, Settings, WaitCondition};
 pub use error::{Error, Result};

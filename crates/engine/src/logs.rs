@@ -193,29 +193,114 @@ impl Default for Query {
 /// The entries of a log and its rotated files, oldest first, filtered by the query. A line
 /// that cannot be parsed (a file cut short by a crash) is skipped.
 pub fn read(path: &Path, query: &Query) -> Result<Vec<Entry>> {
+    Ok(read_and_follow(path, query)?.0)
+}
+
+/// As `read`, and a `Follower` that reads what is appended to the log from there on.
+pub fn read_and_follow(path: &Path, query: &Query) -> Result<(Vec<Entry>, Follower)> {
     let mut files: Vec<PathBuf> = (1..)
         .map(|n| rotated(path, n))
         .take_while(|p| p.exists())
         .collect();
     files.reverse();
-    files.push(path.to_path_buf());
     let mut out = Vec::new();
     for f in files.iter().filter(|f| f.exists()) {
         let file = File::open(f).map_err(|e| Error::io(format!("open {}", f.display()), e))?;
         for line in BufReader::new(file).lines() {
             let line = line.map_err(|e| Error::io(format!("read {}", f.display()), e))?;
-            if let Ok(entry) = serde_json::from_str::<Entry>(&line) {
-                if wanted(&entry, query) {
-                    out.push(entry);
-                }
-            }
+            push_entry(&mut out, line.as_bytes(), query);
         }
     }
+    let mut follower = Follower {
+        path: path.to_path_buf(),
+        offset: 0,
+        inode: 0,
+        partial: Vec::new(),
+        query: query.clone(),
+    };
+    out.extend(follower.read_new()?);
     if let Some(n) = query.tail {
         let skip = out.len().saturating_sub(n);
         out.drain(..skip);
     }
-    Ok(out)
+    Ok((out, follower))
+}
+
+fn push_entry(out: &mut Vec<Entry>, line: &[u8], query: &Query) {
+    if let Ok(entry) = serde_json::from_slice::<Entry>(line) {
+        if wanted(&entry, query) {
+            out.push(entry);
+        }
+    }
+}
+
+/// A stream that yields whenever something in the log's directory is written, created or
+/// renamed (appends and rotations), for `Follower::read_new`.
+pub fn watch_dir(path: &Path) -> Result<inotify::EventStream<Vec<u8>>> {
+    use inotify::{Inotify, WatchMask};
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let what = || format!("watch {}", dir.display());
+    let inotify = Inotify::init().map_err(|e| Error::io(what(), e))?;
+    inotify
+        .watches()
+        .add(
+            dir,
+            WatchMask::MODIFY | WatchMask::CREATE | WatchMask::MOVED_TO,
+        )
+        .map_err(|e| Error::io(what(), e))?;
+    inotify
+        .into_event_stream(vec![0u8; 4096])
+        .map_err(|e| Error::io(what(), e))
+}
+
+/// Reads a log's new entries as they are appended (`logs --follow`); a rotation (a new file
+/// under the same name) starts it at the new file's beginning.
+pub struct Follower {
+    path: PathBuf,
+    offset: u64,
+    inode: u64,
+    /// The start of a line not yet complete.
+    partial: Vec<u8>,
+    query: Query,
+}
+
+impl Follower {
+    /// The log's file, whose directory to watch for changes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The complete lines appended since the last call.
+    pub fn read_new(&mut self) -> Result<Vec<Entry>> {
+        use std::io::{Read, Seek, SeekFrom};
+        use std::os::unix::fs::MetadataExt;
+        let mut file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(format!("open {}", self.path.display()), e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io(format!("stat {}", self.path.display()), e))?;
+        if meta.ino() != self.inode || meta.len() < self.offset {
+            (self.inode, self.offset) = (meta.ino(), 0);
+            self.partial.clear();
+        }
+        file.seek(SeekFrom::Start(self.offset))
+            .map_err(|e| Error::io(format!("seek {}", self.path.display()), e))?;
+        let mut bytes = std::mem::take(&mut self.partial);
+        let read = file
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(format!("read {}", self.path.display()), e))?;
+        self.offset += read as u64;
+        let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        self.partial = bytes.split_off(complete);
+        let mut out = Vec::new();
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            push_entry(&mut out, line, &self.query);
+        }
+        Ok(out)
+    }
 }
 
 fn wanted(e: &Entry, q: &Query) -> bool {
@@ -255,6 +340,31 @@ mod tests {
             ..Query::default()
         };
         assert_eq!(texts(&read(&path, &out_only).unwrap()), ["hello\n", "wor"]);
+    }
+
+    #[test]
+    fn a_follower_reads_only_what_is_appended_and_starts_over_after_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let rotation = Rotation {
+            max_size: Some(200),
+            max_files: 2,
+        };
+        let mut w = Writer::open(&path, rotation).unwrap();
+        w.write(Stream::Stdout, b"one\n").unwrap();
+        let (first, mut follower) = read_and_follow(&path, &Query::default()).unwrap();
+        assert_eq!(texts(&first), ["one\n"]);
+        assert!(follower.read_new().unwrap().is_empty());
+        w.write(Stream::Stderr, b"two\n").unwrap();
+        assert_eq!(texts(&follower.read_new().unwrap()), ["two\n"]);
+        // Enough to rotate: the follower goes on in the new file.
+        for _ in 0..5 {
+            w.write(Stream::Stdout, b"a longer line that fills the file\n")
+                .unwrap();
+        }
+        w.write(Stream::Stdout, b"last\n").unwrap();
+        let after = texts(&follower.read_new().unwrap());
+        assert_eq!(after.last().map(String::as_str), Some("last\n"));
     }
 
     #[test]

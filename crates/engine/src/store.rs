@@ -24,6 +24,21 @@ fn db_error(e: rusqlite::Error) -> Error {
     Error::Invalid(format!("the engine's database: {e}"))
 }
 
+/// A unique-name violation as Docker's conflict; anything else as a database error.
+fn name_taken(e: rusqlite::Error, name: &str) -> Error {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Error::Conflict(format!(
+                "the name {name:?} is already in use by another container: choose another \
+                 name, or remove that container"
+            ))
+        }
+        e => db_error(e),
+    }
+}
+
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         let db = Connection::open(path).map_err(db_error)?;
@@ -42,28 +57,18 @@ impl Store {
                 "INSERT INTO containers (id, name, body) VALUES (?1, ?2, ?3)",
                 params![c.id, c.name, body(c)?],
             )
-            .map_err(|e| match e {
-                rusqlite::Error::SqliteFailure(f, _)
-                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    Error::Conflict(format!(
-                        "the name {:?} is already in use by another container: choose another \
-                         name, or remove that container",
-                        c.name
-                    ))
-                }
-                e => db_error(e),
-            })?;
+            .map_err(|e| name_taken(e, &c.name))?;
         Ok(())
     }
 
+    /// Rewrites a container's record (a new name must be free, as at insert).
     pub fn update(&self, c: &Container) -> Result<()> {
         self.db
             .execute(
-                "UPDATE containers SET body = ?2 WHERE id = ?1",
-                params![c.id, body(c)?],
+                "UPDATE containers SET name = ?2, body = ?3 WHERE id = ?1",
+                params![c.id, c.name, body(c)?],
             )
-            .map_err(db_error)?;
+            .map_err(|e| name_taken(e, &c.name))?;
         Ok(())
     }
 

@@ -192,7 +192,10 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
         );
         assert_eq!(stdout_of(&engine, "web"), "hello from db\n");
         // httpd as PID 1 ignores SIGTERM: stop escalates to SIGKILL.
-        let stopped = engine.stop("db", Duration::from_millis(300)).await.unwrap();
+        let stopped = engine
+            .stop("db", Some(Duration::from_millis(300)))
+            .await
+            .unwrap();
         assert_eq!(stopped.state.exit_code, Some(137));
         engine
     });

@@ -110,6 +110,11 @@ impl ImageService {
     }
 
     /// Installs the engine's answer to "which containers use this image".
+    /// The directory given at open.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn set_usage_check(&self, check: Arc<dyn UsageCheck>) {
         *self.usage.write().unwrap() = Some(check);
     }

@@ -1,0 +1,385 @@
+//! Container routes: create, list, inspect, start, stop, kill, restart, wait, rename, remove,
+//! logs, prune.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use berth_engine::logs::{Query as LogQuery, Stream};
+use berth_engine::{Engine, Status, WaitCondition};
+use bollard_stubs::models::{ContainerCreateBody, ContainerCreateResponse, ContainerWaitResponse};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::convert;
+use crate::error::{ApiError, ApiResult};
+use crate::server::AppState;
+use crate::streams::{self, Filters};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/containers/create", post(create))
+        .route("/containers/json", get(list))
+        .route("/containers/prune", post(prune))
+        .route("/containers/{id}/json", get(inspect))
+        .route("/containers/{id}/start", post(start))
+        .route("/containers/{id}/stop", post(stop))
+        .route("/containers/{id}/restart", post(restart))
+        .route("/containers/{id}/kill", post(kill))
+        .route("/containers/{id}/wait", post(wait))
+        .route("/containers/{id}/rename", post(rename))
+        .route("/containers/{id}/logs", get(logs))
+        .route("/containers/{id}", delete(remove))
+}
+
+/// Docker's booleans in queries: 1/0, true/false.
+fn flag(v: &Option<String>) -> bool {
+    matches!(v.as_deref(), Some("1" | "true" | "True" | "yes"))
+}
+
+#[derive(Deserialize, Default)]
+struct CreateQuery {
+    name: Option<String>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Query(q): Query<CreateQuery>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let body: ContainerCreateBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid container config: {e}")))?;
+    let config = convert::create_config(body)?;
+    let name = q.name.filter(|n| !n.is_empty());
+    let name = name.as_deref().map(|n| n.trim_start_matches('/'));
+    let c = state
+        .engine
+        .create(name, config)
+        .await
+        .map_err(no_such_image)?;
+    let answer = ContainerCreateResponse {
+        id: c.id,
+        warnings: Vec::new(),
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// The docker CLI pulls when create answers 404 "No such image: <ref>".
+fn no_such_image(e: berth_engine::Error) -> ApiError {
+    if let berth_engine::Error::Image(berth_image::Error::ImageNotFound(what)) = &e {
+        let full = what
+            .parse::<berth_image::Reference>()
+            .map(|r| r.familiar())
+            .unwrap_or_else(|_| what.clone());
+        return ApiError::not_found(format!("No such image: {full}"));
+    }
+    e.into()
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    all: Option<String>,
+    limit: Option<usize>,
+    filters: Option<String>,
+}
+
+async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+    let filters = Filters::parse(q.filters.as_deref())?;
+    let engine = &state.engine;
+    let mut containers = engine.list().await?;
+    containers.sort_by_key(|c| std::cmp::Reverse(c.created));
+    let all = flag(&q.all) || filters.get("status").is_some();
+    let rows: Vec<_> = containers
+        .iter()
+        .filter(|c| all || c.state.status == Status::Running)
+        .filter(|c| {
+            filters
+                .get("status")
+                .is_none_or(|s| convert::state_matches(c, s))
+        })
+        .filter(|c| {
+            filters
+                .get("id")
+                .is_none_or(|ids| ids.iter().any(|i| c.id.starts_with(i.as_str())))
+        })
+        .filter(|c| {
+            filters.get("name").is_none_or(|ns| {
+                ns.iter()
+                    .any(|n| c.name.contains(n.trim_start_matches('/')))
+            })
+        })
+        .filter(|c| {
+            filters
+                .get("label")
+                .is_none_or(|ls| ls.iter().all(|l| label_matches(&c.config.labels, l)))
+        })
+        .filter(|c| {
+            filters.get("ancestor").is_none_or(|a| {
+                a.iter()
+                    .any(|i| *i == c.config.image || c.config.image_id.contains(i.as_str()))
+            })
+        })
+        .take(q.limit.filter(|l| *l > 0).unwrap_or(usize::MAX))
+        .map(|c| convert::summary(engine, c))
+        .collect();
+    Ok(Json(rows).into_response())
+}
+
+/// `label=key` or `label=key=value`.
+fn label_matches(labels: &std::collections::BTreeMap<String, String>, filter: &str) -> bool {
+    match filter.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+        None => labels.contains_key(filter),
+    }
+}
+
+async fn inspect(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let c = state.engine.inspect(&id).await?;
+    Ok(Json(convert::inspect(&state.engine, &c)).into_response())
+}
+
+/// 204 when started, 304 when it already runs (as Docker answers).
+async fn start(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let c = state.engine.inspect(&id).await?;
+    if c.state.status == Status::Running {
+        return Ok(StatusCode::NOT_MODIFIED);
+    }
+    start_watched(&state.engine, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn start_watched(engine: &Arc<Engine>, id: &str) -> ApiResult<()> {
+    let c = engine.start(id).await?;
+    berth_engine::monitor::watch(engine, &c.id);
+    Ok(())
+}
+
+#[derive(Deserialize, Default)]
+struct StopQuery {
+    t: Option<i64>,
+    signal: Option<String>,
+}
+
+fn timeout(t: Option<i64>) -> Option<Duration> {
+    t.map(|t| Duration::from_secs(t.max(0) as u64))
+}
+
+async fn stop(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> ApiResult<StatusCode> {
+    let c = state.engine.inspect(&id).await?;
+    if c.state.status != Status::Running {
+        return Ok(StatusCode::NOT_MODIFIED);
+    }
+    if let Some(signal) = q.signal.filter(|s| !s.is_empty()) {
+        berth_engine::container::parse_signal(&signal)?;
+    }
+    state.engine.stop(&id, timeout(q.t)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn restart(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> ApiResult<StatusCode> {
+    state.engine.stop(&id, timeout(q.t)).await?;
+    start_watched(&state.engine, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+struct KillQuery {
+    signal: Option<String>,
+}
+
+async fn kill(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<KillQuery>,
+) -> ApiResult<StatusCode> {
+    let signal = q
+        .signal
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "SIGKILL".into());
+    let signal = berth_engine::container::parse_signal(&signal)?;
+    state.engine.kill(&id, signal).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+struct WaitQuery {
+    condition: Option<String>,
+}
+
+/// The status line goes out at once (clients wait for it before they start the container);
+/// the body follows when the condition is met.
+async fn wait(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<Response> {
+    let condition = match q.condition.as_deref() {
+        None | Some("") | Some("not-running") => WaitCondition::NotRunning,
+        Some("next-exit") => WaitCondition::NextExit,
+        Some("removed") => WaitCondition::Removed,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid wait condition {other:?}: use not-running, next-exit or removed"
+            )))
+        }
+    };
+    let events = state.engine.events().subscribe();
+    let c = state.engine.inspect(&id).await?;
+    let (tx, response) = streams::json_lines();
+    let engine = state.engine.clone();
+    tokio::spawn(async move {
+        let answer = match engine.wait_for(&c.id, condition, events).await {
+            Ok(code) => ContainerWaitResponse {
+                status_code: code.into(),
+                error: None,
+            },
+            Err(e) => ContainerWaitResponse {
+                status_code: -1,
+                error: Some(bollard_stubs::models::ContainerWaitExitError {
+                    message: Some(e.to_string()),
+                }),
+            },
+        };
+        let _ = tx
+            .send(serde_json::to_value(answer).unwrap_or_default())
+            .await;
+    });
+    Ok(response)
+}
+
+#[derive(Deserialize, Default)]
+struct RenameQuery {
+    name: Option<String>,
+}
+
+async fn rename(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<RenameQuery>,
+) -> ApiResult<StatusCode> {
+    let name = q
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("give the new name: ?name=NEW"))?;
+    state.engine.rename(&id, name.trim_start_matches('/'))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+struct RemoveQuery {
+    force: Option<String>,
+    v: Option<String>,
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> ApiResult<StatusCode> {
+    let _volumes = flag(&q.v);
+    state.engine.remove(&id, flag(&q.force)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn prune(State(state): State<AppState>) -> ApiResult<Response> {
+    let mut deleted = Vec::new();
+    for c in state.engine.list().await? {
+        if c.state.status != Status::Running && state.engine.remove(&c.id, false).await.is_ok() {
+            deleted.push(c.id);
+        }
+    }
+    Ok(
+        Json(serde_json::json!({ "ContainersDeleted": deleted, "SpaceReclaimed": 0 }))
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize, Default)]
+struct LogsQuery {
+    follow: Option<String>,
+    stdout: Option<String>,
+    stderr: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    timestamps: Option<String>,
+    tail: Option<String>,
+}
+
+/// Docker's `since`/`until`: seconds since the epoch, with an optional fraction.
+fn unix_time(v: &Option<String>) -> ApiResult<Option<OffsetDateTime>> {
+    let Some(v) = v.as_deref().filter(|v| !v.is_empty() && *v != "0") else {
+        return Ok(None);
+    };
+    let secs: f64 = v.parse().map_err(|_| {
+        ApiError::bad_request(format!("invalid time {v:?}: give seconds since the epoch"))
+    })?;
+    OffsetDateTime::from_unix_timestamp_nanos((secs * 1e9) as i128)
+        .map(Some)
+        .map_err(|_| ApiError::bad_request(format!("time {v:?} is out of range")))
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Response> {
+    let tail = match q.tail.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(n) => Some(n.parse::<usize>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "invalid tail {n:?}: give a number of lines, or all"
+            ))
+        })?),
+    };
+    let (stdout, stderr) = (flag(&q.stdout), flag(&q.stderr));
+    if !stdout && !stderr {
+        return Err(ApiError::bad_request(
+            "you must choose at least one stream: stdout=1 or stderr=1",
+        ));
+    }
+    let query = LogQuery {
+        tail,
+        since: unix_time(&q.since)?,
+        until: unix_time(&q.until)?,
+        stdout,
+        stderr,
+    };
+    let timestamps = flag(&q.timestamps);
+    let mut entries = state
+        .engine
+        .stream_logs(&id, query, flag(&q.follow))
+        .await?;
+    let (tx, response) = streams::byte_stream(streams::MULTIPLEXED);
+    tokio::spawn(async move {
+        while let Some(entry) = entries.recv().await {
+            let Ok(entry) = entry else { return };
+            let mut text = entry.log.into_bytes();
+            if timestamps {
+                let mut stamped = convert::docker_time(Some(entry.time)).into_bytes();
+                stamped.push(b' ');
+                stamped.append(&mut text);
+                text = stamped;
+            }
+            let stream = match entry.stream {
+                Stream::Stdout => streams::STDOUT,
+                Stream::Stderr => streams::STDERR,
+            };
+            if tx.send(streams::frame(stream, &text)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(response)
+}

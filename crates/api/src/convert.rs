@@ -1,0 +1,411 @@
+//! Between Docker's shapes and the engine's: a create body into the engine's container
+//! config, and a container (with its endpoints) into inspect and list answers.
+
+use std::collections::HashMap;
+
+use berth_engine::container::RestartPolicy;
+use berth_engine::{Config, Container, Engine, Status};
+use bollard_stubs::models::{
+    ContainerConfig, ContainerCreateBody, ContainerInspectResponse, ContainerState,
+    ContainerStateStatusEnum, ContainerSummary, ContainerSummaryNetworkSettings,
+    ContainerSummaryStateEnum, EndpointSettings, HostConfig, NetworkSettings, PortBinding, PortMap,
+    PortSummary, PortSummaryTypeEnum, RestartPolicyNameEnum,
+};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Docker's create body as the engine's config.
+pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
+    let image = body
+        .image
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| ApiError::bad_request("no image given: name the image to run"))?;
+    let host = body.host_config.unwrap_or_default();
+    let network = match host.network_mode.as_deref() {
+        None | Some("") | Some("default") => berth_network::mode::DEFAULT_NETWORK.to_string(),
+        Some(m) => m.to_string(),
+    };
+    let mut aliases = Vec::new();
+    if let Some(endpoints) = body.networking_config.and_then(|n| n.endpoints_config) {
+        for settings in endpoints.into_values() {
+            aliases.extend(settings.aliases.unwrap_or_default());
+        }
+    }
+    let restart = match host.restart_policy {
+        Some(p) => {
+            let name = p.name.map(|n| n.to_string()).unwrap_or_default();
+            let max = p.maximum_retry_count.unwrap_or(0).max(0) as u32;
+            RestartPolicy::parse(&name, max)?
+        }
+        None => RestartPolicy::No,
+    };
+    if host.auto_remove == Some(true) && restart != RestartPolicy::No {
+        return Err(ApiError::bad_request(
+            "--rm and a restart policy cannot be used together: choose one",
+        ));
+    }
+    let mut publish = port_bindings(host.port_bindings.unwrap_or_default());
+    if host.publish_all_ports == Some(true) {
+        for port in body.exposed_ports.unwrap_or_default() {
+            if !publish.iter().any(|p| p.ends_with(&format!(":{port}"))) {
+                publish.push(port);
+            }
+        }
+    }
+    Ok(Config {
+        image,
+        entrypoint: body.entrypoint.unwrap_or_default(),
+        cmd: body.cmd.unwrap_or_default(),
+        env: body.env.unwrap_or_default(),
+        workdir: body.working_dir.filter(|w| !w.is_empty()),
+        hostname: body.hostname.filter(|h| !h.is_empty()),
+        labels: body.labels.unwrap_or_default().into_iter().collect(),
+        network,
+        publish,
+        aliases,
+        auto_remove: host.auto_remove.unwrap_or(false),
+        restart,
+        stop_signal: body.stop_signal.filter(|s| !s.is_empty()),
+        stop_timeout: body.stop_timeout.map(|t| t.max(0) as u32),
+        ..Default::default()
+    })
+}
+
+/// `{"80/tcp":[{"HostIp":"","HostPort":"8080"}]}` as `-p` values (`:8080:80/tcp`).
+fn port_bindings(map: PortMap) -> Vec<String> {
+    let mut out = Vec::new();
+    for (port, bindings) in map {
+        let bindings = bindings.unwrap_or_default();
+        if bindings.is_empty() {
+            out.push(port.clone());
+        }
+        for b in bindings {
+            let ip = b.host_ip.unwrap_or_default();
+            let ip = if ip.contains(':') {
+                format!("[{ip}]")
+            } else {
+                ip
+            };
+            let host_port = b.host_port.unwrap_or_default();
+            out.push(format!("{ip}:{host_port}:{port}"));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Docker's time format (RFC 3339 with nanoseconds); the zero time for "never".
+pub fn docker_time(t: Option<OffsetDateTime>) -> String {
+    t.and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_string())
+}
+
+fn state_name(c: &Container) -> &'static str {
+    match c.state.status {
+        Status::Created => "created",
+        Status::Running => "running",
+        Status::Exited => "exited",
+    }
+}
+
+/// The endpoints of a container, by network name, in Docker's shape.
+fn endpoints(engine: &Engine, c: &Container) -> HashMap<String, EndpointSettings> {
+    let net = engine.network();
+    let mut out = HashMap::new();
+    for ep in net.endpoints_of(&c.id).unwrap_or_default() {
+        let Ok(network) = net.network(&ep.network_id) else {
+            continue;
+        };
+        let v4 = ep.addresses.iter().find(|a| a.addr().is_ipv4());
+        let v6 = ep.addresses.iter().find(|a| a.addr().is_ipv6());
+        let gw4 = ep.gateways.iter().find(|g| g.is_ipv4());
+        let gw6 = ep.gateways.iter().find(|g| g.is_ipv6());
+        let settings = EndpointSettings {
+            network_id: Some(network.id.clone()),
+            endpoint_id: Some(ep.id.clone()),
+            mac_address: Some(ep.mac.clone()),
+            aliases: Some(c.config.aliases.clone()),
+            dns_names: Some(ep.names.clone()),
+            ip_address: Some(v4.map(|a| a.addr().to_string()).unwrap_or_default()),
+            ip_prefix_len: Some(v4.map_or(0, |a| a.prefix_len() as i64)),
+            gateway: Some(gw4.map(|g| g.to_string()).unwrap_or_default()),
+            global_ipv6_address: Some(v6.map(|a| a.addr().to_string()).unwrap_or_default()),
+            global_ipv6_prefix_len: Some(v6.map_or(0, |a| a.prefix_len() as i64)),
+            ipv6_gateway: Some(gw6.map(|g| g.to_string()).unwrap_or_default()),
+            ..Default::default()
+        };
+        out.insert(network.name.clone(), settings);
+    }
+    out
+}
+
+/// Published ports as Docker's port map, from the endpoints (host ports resolved).
+fn port_map(engine: &Engine, c: &Container) -> PortMap {
+    let mut map: PortMap = HashMap::new();
+    for ep in engine.network().endpoints_of(&c.id).unwrap_or_default() {
+        for p in ep.ports {
+            let key = format!("{}/{}", p.container_port, p.proto);
+            let binding = PortBinding {
+                host_ip: Some(p.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string())),
+                host_port: Some(p.host_port.to_string()),
+            };
+            map.entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(binding);
+        }
+    }
+    map
+}
+
+fn restart_policy(c: &Container) -> bollard_stubs::models::RestartPolicy {
+    let (name, max) = c.config.restart.docker_name();
+    let name = match name {
+        "always" => RestartPolicyNameEnum::ALWAYS,
+        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+        _ => RestartPolicyNameEnum::NO,
+    };
+    bollard_stubs::models::RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: Some(max.into()),
+    }
+}
+
+/// `GET /containers/{id}/json`.
+pub fn inspect(engine: &Engine, c: &Container) -> serde_json::Value {
+    let args = c.config.args().unwrap_or_default();
+    let running = c.state.status == Status::Running;
+    let status = match c.state.status {
+        Status::Created => ContainerStateStatusEnum::CREATED,
+        Status::Running => ContainerStateStatusEnum::RUNNING,
+        Status::Exited => ContainerStateStatusEnum::EXITED,
+    };
+    let networks = endpoints(engine, c);
+    let response = ContainerInspectResponse {
+        id: Some(c.id.clone()),
+        created: Some(docker_time(Some(c.created))),
+        path: args.first().cloned(),
+        args: Some(args.iter().skip(1).cloned().collect()),
+        state: Some(ContainerState {
+            status: Some(status),
+            running: Some(running),
+            paused: Some(false),
+            restarting: Some(false),
+            oom_killed: Some(false),
+            dead: Some(false),
+            pid: Some(c.state.pid.into()),
+            exit_code: Some(c.state.exit_code.unwrap_or(0).into()),
+            error: Some(String::new()),
+            started_at: Some(docker_time(c.state.started_at)),
+            finished_at: Some(docker_time(c.state.finished_at)),
+            health: None,
+        }),
+        image: Some(c.config.image_id.clone()),
+        name: Some(format!("/{}", c.name)),
+        restart_count: Some(c.state.restart_count.into()),
+        driver: Some("overlay2".into()),
+        platform: Some("linux".into()),
+        log_path: Some(engine.log_path(c).display().to_string()),
+        host_config: Some(HostConfig {
+            network_mode: Some(c.config.network.clone()),
+            auto_remove: Some(c.config.auto_remove),
+            restart_policy: Some(restart_policy(c)),
+            port_bindings: Some(requested_ports(c)),
+            ..Default::default()
+        }),
+        config: Some(ContainerConfig {
+            hostname: Some(c.hostname()),
+            image: Some(c.config.image.clone()),
+            cmd: Some(c.config.cmd.clone()),
+            entrypoint: Some(c.config.entrypoint.clone()),
+            env: Some(c.config.env.clone()),
+            working_dir: Some(c.config.workdir.clone().unwrap_or_default()),
+            labels: Some(c.config.labels.clone().into_iter().collect()),
+            stop_signal: c.config.stop_signal.clone(),
+            stop_timeout: c.config.stop_timeout.map(i64::from),
+            tty: Some(false),
+            open_stdin: Some(false),
+            ..Default::default()
+        }),
+        network_settings: Some(NetworkSettings {
+            sandbox_id: Some(c.id.clone()),
+            ports: Some(port_map(engine, c)),
+            networks: Some(networks.clone()),
+            ..Default::default()
+        }),
+        mounts: Some(Vec::new()),
+        ..Default::default()
+    };
+    let mut v = serde_json::to_value(response).unwrap_or_default();
+    // The pre-1.44 top-level fields that clients still read (docker-py, templates).
+    let first = networks.values().next();
+    let field = |f: fn(&EndpointSettings) -> Option<String>| first.and_then(f).unwrap_or_default();
+    v["NetworkSettings"]["IPAddress"] = field(|e| e.ip_address.clone()).into();
+    v["NetworkSettings"]["Gateway"] = field(|e| e.gateway.clone()).into();
+    v["NetworkSettings"]["MacAddress"] = field(|e| e.mac_address.clone()).into();
+    v["NetworkSettings"]["IPPrefixLen"] = first.and_then(|e| e.ip_prefix_len).unwrap_or(0).into();
+    v
+}
+
+/// The ports as asked at create, in Docker's shape (host ports as given, 0 unresolved).
+fn requested_ports(c: &Container) -> PortMap {
+    let mut map: PortMap = HashMap::new();
+    for spec in &c.config.publish {
+        for p in berth_network::parse_publish(spec).unwrap_or_default() {
+            let key = format!("{}/{}", p.container_port, p.proto);
+            let binding = PortBinding {
+                host_ip: Some(p.host_ip.map(|ip| ip.to_string()).unwrap_or_default()),
+                host_port: Some(if p.host_port == 0 {
+                    String::new()
+                } else {
+                    p.host_port.to_string()
+                }),
+            };
+            map.entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(binding);
+        }
+    }
+    map
+}
+
+/// `docker ps`'s "Up 5 minutes" / "Exited (0) 3 seconds ago" / "Created".
+fn status_text(c: &Container) -> String {
+    let now = OffsetDateTime::now_utc();
+    match c.state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!(
+            "Up {}",
+            human_duration(now - c.state.started_at.unwrap_or(now))
+        ),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            c.state.exit_code.unwrap_or(0),
+            human_duration(now - c.state.finished_at.unwrap_or(now))
+        ),
+    }
+}
+
+/// Docker's units: "Less than a second", "5 seconds", "About a minute", "3 hours".
+pub fn human_duration(d: time::Duration) -> String {
+    let s = d.whole_seconds().max(0);
+    match s {
+        0 => "Less than a second".into(),
+        1..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", s / 60),
+        3600..=7199 => "About an hour".into(),
+        7200..=172_799 => format!("{} hours", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+/// One row of `GET /containers/json`.
+pub fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
+    let state = match c.state.status {
+        Status::Created => ContainerSummaryStateEnum::CREATED,
+        Status::Running => ContainerSummaryStateEnum::RUNNING,
+        Status::Exited => ContainerSummaryStateEnum::EXITED,
+    };
+    let mut ports = Vec::new();
+    for ep in engine.network().endpoints_of(&c.id).unwrap_or_default() {
+        for p in ep.ports {
+            ports.push(PortSummary {
+                ip: Some(p.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string())),
+                private_port: p.container_port,
+                public_port: Some(p.host_port),
+                typ: Some(match p.proto {
+                    berth_network::ports::Proto::Udp => PortSummaryTypeEnum::UDP,
+                    _ => PortSummaryTypeEnum::TCP,
+                }),
+            });
+        }
+    }
+    ContainerSummary {
+        id: Some(c.id.clone()),
+        names: Some(vec![format!("/{}", c.name)]),
+        image: Some(c.config.image.clone()),
+        image_id: Some(c.config.image_id.clone()),
+        command: Some(shell_words(&c.config.args().unwrap_or_default())),
+        created: Some(c.created.unix_timestamp()),
+        ports: Some(ports),
+        labels: Some(c.config.labels.clone().into_iter().collect()),
+        state: Some(state),
+        status: Some(status_text(c)),
+        network_settings: Some(ContainerSummaryNetworkSettings {
+            networks: Some(endpoints(engine, c)),
+        }),
+        mounts: Some(Vec::new()),
+        ..Default::default()
+    }
+}
+
+/// `docker ps`'s COMMAND column: the arguments joined, quoted where they hold spaces.
+fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.contains(' ') || a.is_empty() {
+                format!("{a:?}")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn state_matches(c: &Container, wanted: &[String]) -> bool {
+    wanted.iter().any(|w| w == state_name(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_docker_create_body_becomes_the_engines_config() {
+        let body: ContainerCreateBody = serde_json::from_value(serde_json::json!({
+            "Image": "busybox",
+            "Cmd": ["sh", "-c", "echo hi"],
+            "Env": ["A=1"],
+            "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
+            "HostConfig": {
+                "NetworkMode": "default",
+                "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]},
+                "PublishAllPorts": true,
+                "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3}
+            },
+            "NetworkingConfig": {"EndpointsConfig": {"bridge": {"Aliases": ["db"]}}}
+        }))
+        .unwrap();
+        let c = create_config(body).unwrap();
+        assert_eq!(c.image, "busybox");
+        assert_eq!(c.cmd, ["sh", "-c", "echo hi"]);
+        assert_eq!(c.network, "bridge");
+        assert_eq!(c.publish, ["127.0.0.1:8080:80/tcp", "53/udp"]);
+        assert_eq!(c.restart, RestartPolicy::OnFailure(3));
+        assert_eq!(c.aliases, ["db"]);
+        let no_image: ContainerCreateBody = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(create_config(no_image).unwrap_err().status, 400);
+        let both: ContainerCreateBody = serde_json::from_value(serde_json::json!({
+            "Image": "x", "HostConfig": {"AutoRemove": true, "RestartPolicy": {"Name": "always"}}
+        }))
+        .unwrap();
+        assert!(create_config(both).unwrap_err().message.contains("--rm"));
+    }
+
+    #[test]
+    fn durations_read_as_dockers() {
+        assert_eq!(human_duration(time::Duration::seconds(5)), "5 seconds");
+        assert_eq!(
+            human_duration(time::Duration::seconds(90)),
+            "About a minute"
+        );
+        assert_eq!(human_duration(time::Duration::minutes(7)), "7 minutes");
+        assert_eq!(human_duration(time::Duration::hours(30)), "30 hours");
+    }
+}

@@ -1,0 +1,16 @@
+//! berth's daemon side of the Docker Engine API: the routes that turn Docker's requests into
+//! engine calls, in the exact shapes of moby's api/swagger.yaml (types from `bollard-stubs`),
+//! served on a unix socket. Real Docker clients (the docker CLI, docker-py, bollard) talk to
+//! it unchanged.
+
+mod containers;
+mod convert;
+mod error;
+mod images;
+mod networks;
+mod server;
+mod streams;
+mod system;
+
+pub use error::ApiError;
+pub use server::{serve, Options};
