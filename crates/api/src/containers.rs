@@ -288,8 +288,10 @@ async fn remove(
     Path(id): Path<String>,
     Query(q): Query<RemoveQuery>,
 ) -> ApiResult<StatusCode> {
-    let _volumes = flag(&q.v);
-    state.engine.remove(&id, flag(&q.force)).await?;
+    state
+        .engine
+        .remove_with(&id, flag(&q.force), flag(&q.v))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

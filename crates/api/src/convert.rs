@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use berth_engine::container::RestartPolicy;
+use berth_engine::volumes::{parse_bind, MountKind, MountSpec};
 use berth_engine::{Config, Container, Engine, Status};
 use bollard_stubs::models::{
     ContainerConfig, ContainerCreateBody, ContainerInspectResponse, ContainerState,
@@ -11,6 +12,7 @@ use bollard_stubs::models::{
     ContainerSummaryStateEnum, EndpointSettings, HostConfig, NetworkSettings, PortBinding, PortMap,
     PortSummary, PortSummaryTypeEnum, RestartPolicyNameEnum,
 };
+use bollard_stubs::models::{MountPoint, MountType};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -23,6 +25,7 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
         .filter(|i| !i.is_empty())
         .ok_or_else(|| ApiError::bad_request("no image given: name the image to run"))?;
     let host = body.host_config.unwrap_or_default();
+    let mounts = mounts(&host)?;
     let network = match host.network_mode.as_deref() {
         None | Some("") | Some("default") => berth_network::mode::DEFAULT_NETWORK.to_string(),
         Some(m) => m.to_string(),
@@ -56,6 +59,7 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
     }
     Ok(Config {
         image,
+        mounts,
         entrypoint: body.entrypoint.unwrap_or_default(),
         cmd: body.cmd.unwrap_or_default(),
         env: body.env.unwrap_or_default(),
@@ -71,6 +75,74 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
         stop_timeout: body.stop_timeout.map(|t| t.max(0) as u32),
         ..Default::default()
     })
+}
+
+/// `Binds` (`-v`), `Mounts` (`--mount`) and `Tmpfs` (`--tmpfs`) as the engine's mounts.
+fn mounts(host: &HostConfig) -> ApiResult<Vec<MountSpec>> {
+    let mut out = Vec::new();
+    for b in host.binds.iter().flatten() {
+        out.push(parse_bind(b)?);
+    }
+    for m in host.mounts.iter().flatten() {
+        let target = m
+            .target
+            .clone()
+            .filter(|t| t.starts_with('/'))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "a mount needs an absolute target: --mount type=…,target=/path",
+                )
+            })?;
+        let kind = match m.typ {
+            Some(MountType::BIND) => MountKind::Bind,
+            Some(MountType::VOLUME) | None => MountKind::Volume,
+            Some(MountType::TMPFS) => MountKind::Tmpfs,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "mount type {other} is not available: use bind, volume or tmpfs"
+                )))
+            }
+        };
+        let source = m.source.clone().unwrap_or_default();
+        if kind == MountKind::Bind && !source.starts_with('/') {
+            return Err(ApiError::bad_request(format!(
+                "bind source {source:?} must be an absolute host path"
+            )));
+        }
+        let mut options = Vec::new();
+        if let Some(t) = &m.tmpfs_options {
+            if let Some(size) = t.size_bytes {
+                options.push(format!("size={size}"));
+            }
+            if let Some(mode) = t.mode {
+                options.push(format!("mode={mode:o}"));
+            }
+        }
+        out.push(MountSpec {
+            kind,
+            source,
+            target,
+            readonly: m.read_only.unwrap_or(false),
+            create_source: false,
+            options,
+        });
+    }
+    for (target, opts) in host.tmpfs.iter().flatten() {
+        let options = opts
+            .split(',')
+            .filter(|o| !o.is_empty())
+            .map(str::to_string)
+            .collect();
+        out.push(MountSpec {
+            kind: MountKind::Tmpfs,
+            source: String::new(),
+            target: target.clone(),
+            readonly: false,
+            create_source: false,
+            options,
+        });
+    }
+    Ok(out)
 }
 
 /// `{"80/tcp":[{"HostIp":"","HostPort":"8080"}]}` as `-p` values (`:8080:80/tcp`).
@@ -236,7 +308,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> serde_json::Value {
             networks: Some(networks.clone()),
             ..Default::default()
         }),
-        mounts: Some(Vec::new()),
+        mounts: Some(mount_points(engine, c)),
         ..Default::default()
     };
     let mut v = serde_json::to_value(response).unwrap_or_default();
@@ -248,6 +320,35 @@ pub fn inspect(engine: &Engine, c: &Container) -> serde_json::Value {
     v["NetworkSettings"]["MacAddress"] = field(|e| e.mac_address.clone()).into();
     v["NetworkSettings"]["IPPrefixLen"] = first.and_then(|e| e.ip_prefix_len).unwrap_or(0).into();
     v
+}
+
+/// The container's mounts as inspect lists them.
+fn mount_points(engine: &Engine, c: &Container) -> Vec<MountPoint> {
+    c.config
+        .mounts
+        .iter()
+        .map(|m| {
+            let (typ, source, name) = match m.kind {
+                MountKind::Bind => ("bind", m.source.clone(), None),
+                MountKind::Volume => (
+                    "volume",
+                    engine.volume_dir(&m.source).display().to_string(),
+                    Some(m.source.clone()),
+                ),
+                MountKind::Tmpfs => ("tmpfs", String::new(), None),
+            };
+            MountPoint {
+                typ: Some(typ.to_string()),
+                name,
+                source: Some(source),
+                destination: Some(m.target.clone()),
+                driver: (m.kind == MountKind::Volume).then(|| "local".to_string()),
+                mode: Some(if m.readonly { "ro" } else { "" }.to_string()),
+                rw: Some(!m.readonly),
+                propagation: Some("rprivate".into()),
+            }
+        })
+        .collect()
 }
 
 /// The ports as asked at create, in Docker's shape (host ports as given, 0 unresolved).

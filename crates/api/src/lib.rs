@@ -11,6 +11,7 @@ mod networks;
 mod server;
 mod streams;
 mod system;
+mod volumes;
 
 pub use error::ApiError;
 pub use server::{serve, Options};

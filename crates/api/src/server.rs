@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::containers::routes())
         .merge(crate::images::routes())
         .merge(crate::networks::routes())
+        .merge(crate::volumes::routes())
         .with_state(state)
 }
 

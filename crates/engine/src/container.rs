@@ -43,6 +43,8 @@ pub struct Config {
     pub stop_signal: Option<String>,
     /// `--stop-timeout` in seconds; 10 by default.
     pub stop_timeout: Option<u32>,
+    /// `-v`, `--mount`, `--tmpfs`, and the image's VOLUMEs (named at create).
+    pub mounts: Vec<crate::volumes::MountSpec>,
 }
 
 /// When a container that exited is started again, as Docker's `--restart` says.

@@ -127,7 +127,7 @@ impl Engine {
         Ok(engine)
     }
 
-    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+    pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         // SQLite rolls a failed transaction back, so a poisoned lock is still consistent.
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -221,6 +221,7 @@ impl Engine {
         for p in &config.publish {
             parse_publish(p)?;
         }
+        self.claim_volumes(&mut config.mounts)?;
         let c = Container {
             id,
             name,
@@ -252,6 +253,18 @@ impl Engine {
         config.env = env;
         if config.workdir.is_none() {
             config.workdir = defaults.working_dir().clone().filter(|w| !w.is_empty());
+        }
+        for target in defaults.volumes().clone().unwrap_or_default() {
+            if !config.mounts.iter().any(|m| m.target == target) {
+                config.mounts.push(crate::volumes::MountSpec {
+                    kind: crate::volumes::MountKind::Volume,
+                    source: String::new(),
+                    target,
+                    readonly: false,
+                    create_source: false,
+                    options: Vec::new(),
+                });
+            }
         }
         Ok(())
     }
@@ -417,6 +430,10 @@ impl Engine {
                 container::spec_for(c, &rootfs, NetNs::Join(&sandbox.path), Some(&etc))?
             }
         };
+        let mut spec = spec;
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        mounts.extend(self.runtime_mounts(&c.config.mounts, &rootfs)?);
+        spec.set_mounts(Some(mounts));
         spec.save(bundle.join("config.json"))
             .map_err(|e| Error::Invalid(format!("write the bundle's config.json: {e}")))
     }
@@ -611,6 +628,11 @@ impl Engine {
 
     /// Removes a container; a running one only with `force` (it is killed first).
     pub async fn remove(&self, key: &str, force: bool) -> Result<()> {
+        self.remove_with(key, force, false).await
+    }
+
+    /// As `remove`; with `volumes` (`rm -v`, and `--rm`) its anonymous volumes go too.
+    pub async fn remove_with(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.inspect(key).await?;
         if c.state.status == Status::Running {
             if !force {
@@ -630,6 +652,9 @@ impl Engine {
             }
         }
         self.store().delete(&c.id)?;
+        if volumes {
+            self.release_anonymous_volumes(&c.config.mounts)?;
+        }
         self.events.send(self.container_event("destroy", &c));
         Ok(())
     }

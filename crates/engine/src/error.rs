@@ -7,6 +7,9 @@ pub enum Error {
     /// No such container (Docker's 404).
     #[error("no such container: {0} (see the container list for names and ids)")]
     NotFound(String),
+    /// No such object of another kind (Docker's 404): the kind, and what was asked.
+    #[error("no such {0}: {1}")]
+    NotFoundOf(&'static str, String),
     /// A conflict with the current state (Docker's 409).
     #[error("{0}")]
     Conflict(String),

@@ -11,6 +11,7 @@ pub mod logs;
 pub mod monitor;
 pub mod shim;
 pub mod store;
+pub mod volumes;
 
 pub use container::{Config, Container, RestartPolicy, Status};
 pub use engine::{Engine, Settings, WaitCondition};

@@ -32,8 +32,10 @@ pub async fn watch_running(engine: &Arc<Engine>) -> Result<()> {
 pub fn watch(engine: &Arc<Engine>, id: &str) {
     let (engine, id) = (engine.clone(), id.to_string());
     tokio::spawn(async move {
-        if let Err(e) = follow(&engine, &id).await {
-            tracing::warn!("watching container {id}: {e}");
+        match follow(&engine, &id).await {
+            // Removed while it ran (`rm -f`): nothing left to follow.
+            Ok(()) | Err(Error::NotFound(_)) => {}
+            Err(e) => tracing::warn!("watching container {id}: {e}"),
         }
     });
 }
@@ -52,7 +54,7 @@ async fn follow(engine: &Arc<Engine>, id: &str) -> Result<()> {
             continue;
         }
         if c.config.auto_remove {
-            return match engine.remove(id, false).await {
+            return match engine.remove_with(id, false, true).await {
                 Ok(()) | Err(Error::NotFound(_)) => Ok(()),
                 Err(e) => Err(e),
             };

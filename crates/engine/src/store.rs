@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::container::Container;
 use crate::error::{Error, Result};
+use crate::volumes::Volume;
 
 pub struct Store {
     db: Connection,
@@ -16,6 +17,10 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS containers (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS volumes (
+    name TEXT PRIMARY KEY,
     body TEXT NOT NULL
 );
 ";
@@ -122,6 +127,64 @@ impl Store {
             .collect::<std::result::Result<_, _>>()
             .map_err(db_error)?;
         bodies.iter().map(|b| parse(b)).collect()
+    }
+}
+
+/// Volumes, in the same database as the containers that use them.
+impl Store {
+    /// Records a new volume; false (and nothing written) if the name is taken.
+    pub fn insert_volume(&self, v: &Volume) -> Result<bool> {
+        let body = serde_json::to_string(v)
+            .map_err(|e| Error::Invalid(format!("encode a volume: {e}")))?;
+        let n = self
+            .db
+            .execute(
+                "INSERT OR IGNORE INTO volumes (name, body) VALUES (?1, ?2)",
+                params![v.name, body],
+            )
+            .map_err(db_error)?;
+        Ok(n == 1)
+    }
+
+    pub fn volume(&self, name: &str) -> Result<Option<Volume>> {
+        let body: Option<String> = self
+            .db
+            .query_row(
+                "SELECT body FROM volumes WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_error)?;
+        body.map(|b| {
+            serde_json::from_str(&b).map_err(|e| Error::Invalid(format!("a stored volume: {e}")))
+        })
+        .transpose()
+    }
+
+    pub fn volumes(&self) -> Result<Vec<Volume>> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT body FROM volumes ORDER BY name")
+            .map_err(db_error)?;
+        let bodies: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(db_error)?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_error)?;
+        bodies
+            .iter()
+            .map(|b| {
+                serde_json::from_str(b).map_err(|e| Error::Invalid(format!("a stored volume: {e}")))
+            })
+            .collect()
+    }
+
+    pub fn delete_volume(&self, name: &str) -> Result<()> {
+        self.db
+            .execute("DELETE FROM volumes WHERE name = ?1", params![name])
+            .map_err(db_error)?;
+        Ok(())
     }
 }
 
