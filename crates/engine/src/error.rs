@@ -7,6 +7,9 @@ pub enum Error {
     /// No such container (Docker's 404).
     #[error("no such container: {0} (see the container list for names and ids)")]
     NotFound(String),
+    /// No such exec instance (Docker's 404 on /exec/{id}).
+    #[error("no such exec instance: {0}")]
+    NoSuchExec(String),
     /// A conflict with the current state (Docker's 409).
     #[error("{0}")]
     Conflict(String),
