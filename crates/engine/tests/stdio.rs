@@ -138,7 +138,7 @@ fn a_terminal_container_is_driven_through_its_attachment_and_resized() {
         let cmd = [
             "sh",
             "-c",
-            "read line; echo \"got:$line\"; stty size; tty; exit 3",
+            "stty size; read line; echo \"got:$line\"; stty size; tty; exit 3",
         ];
         engine
             .create(Some("term"), interactive(&rootfs, &cmd, true))
@@ -153,6 +153,8 @@ fn a_terminal_container_is_driven_through_its_attachment_and_resized() {
         a.stream.write_all(b"hi\n").await.unwrap();
         let out = String::from_utf8(read_all(&mut a).await).unwrap();
         assert!(out.contains("got:hi"), "{out:?}");
+        let sizes: Vec<&str> = out.lines().filter(|l| l.contains(' ')).collect();
+        assert_eq!(sizes.first().map(|l| l.trim()), Some("20 60"), "{out:?}");
         assert!(out.contains("40 100"), "{out:?}");
         assert!(out.contains("/dev/pts/"), "{out:?}");
         assert_eq!(engine.wait("term").await.unwrap(), 3);
