@@ -45,6 +45,12 @@ pub struct Config {
     pub stop_timeout: Option<u32>,
     /// `-v`, `--mount`, `--tmpfs`, and the image's VOLUMEs (named at create).
     pub mounts: Vec<crate::volumes::MountSpec>,
+    /// `-t`: the process gets a terminal.
+    pub tty: bool,
+    /// `-i`: stdin stays open for attached clients.
+    pub open_stdin: bool,
+    /// Close stdin once the first attached client that wrote to it is done (`docker run -i`).
+    pub stdin_once: bool,
 }
 
 /// When a container that exited is started again, as Docker's `--restart` says.
@@ -240,9 +246,13 @@ pub fn spec_for(
 ) -> Result<Spec> {
     let mut spec = berth_runtime::spec::default_spec(false);
     let mut process = spec.process().clone().unwrap_or_default();
-    process.set_terminal(Some(false));
+    process.set_terminal(Some(c.config.tty));
     process.set_args(Some(c.config.args()?));
     let mut env = process.env().clone().unwrap_or_default();
+    if c.config.tty {
+        // As Docker: a terminal says what it is, unless the user says otherwise below.
+        env.push("TERM=xterm".into());
+    }
     env.extend(c.config.env.iter().cloned());
     process.set_env(Some(env));
     if let Some(dir) = &c.config.workdir {

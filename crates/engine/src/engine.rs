@@ -5,6 +5,7 @@
 //! shim's directory says what happened since (its exit record). `refresh` joins the two, so a
 //! daemon that was away (or crashed) sees each container as it really is.
 
+use std::collections::HashMap;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use time::OffsetDateTime;
 
+use crate::attach::{AttachOptions, Attachment, Request, Size};
 use crate::container::{self, check_name, Config, Container, EtcMounts, NetNs, State, Status};
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
@@ -55,6 +57,16 @@ pub struct Engine {
     events: Events,
     /// Held while a container's exit is recorded.
     transitions: tokio::sync::Mutex<()>,
+    /// Attachments (and a terminal size) waiting for a container's next start.
+    pending: Mutex<HashMap<String, Pending>>,
+    pub(crate) execs: Mutex<HashMap<String, crate::exec::Exec>>,
+}
+
+/// What a container that is not running yet keeps for its start.
+#[derive(Default)]
+struct Pending {
+    clients: Vec<(OwnedFd, AttachOptions)>,
+    size: Option<Size>,
 }
 
 /// What `wait` waits for, as Docker's `condition` says.
@@ -118,6 +130,8 @@ impl Engine {
             images,
             events: Events::default(),
             transitions: tokio::sync::Mutex::new(()),
+            pending: Mutex::new(HashMap::new()),
+            execs: Mutex::new(HashMap::new()),
         };
         // Listed first: the store's lock must not be held across the awaits below.
         let containers = engine.store().all()?;
@@ -165,16 +179,30 @@ impl Engine {
         self.bundle_dir(id).join("rootfs")
     }
 
-    fn dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn dir(&self, id: &str) -> PathBuf {
         self.settings.root.join("containers").join(id)
     }
 
-    fn bundle_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn bundle_dir(&self, id: &str) -> PathBuf {
         self.settings.run_root.join("containers").join(id)
     }
 
-    fn runtime_root(&self) -> PathBuf {
+    pub(crate) fn runtime_root(&self) -> PathBuf {
         self.settings.run_root.join("runtime")
+    }
+
+    pub(crate) fn shim_program(&self) -> PathBuf {
+        self.settings.shim.clone()
+    }
+
+    /// A shim's attach socket: under the run root with a short name, since a socket's path
+    /// must fit in 108 bytes (the state directory's would not).
+    pub(crate) fn socket_path(&self, kind: &str, id: &str) -> PathBuf {
+        let short = &id[..id.len().min(16)];
+        self.settings
+            .run_root
+            .join("sockets")
+            .join(format!("{kind}-{short}.sock"))
     }
 
     fn shim_spec(&self, c: &Container) -> ShimSpec {
@@ -185,6 +213,11 @@ impl Engine {
             dir: self.dir(&c.id),
             log_max_size: None,
             log_max_files: 1,
+            socket: Some(self.socket_path("c", &c.id)),
+            tty: c.config.tty,
+            open_stdin: c.config.open_stdin,
+            stdin_once: c.config.stdin_once,
+            ..Default::default()
         }
     }
 
@@ -357,14 +390,21 @@ impl Engine {
                 c.name
             )));
         }
-        let shim_spec = self.shim_spec(&c);
+        let mut shim_spec = self.shim_spec(&c);
         let _ = std::fs::remove_file(shim_spec.exit_path());
+        // Attachments made while it was not running see everything from its first byte.
+        let pending = self.take_pending(&c.id);
+        shim_spec.size = pending.size;
         let started = match self.prepare(&c).await {
             Ok(()) => {
                 let (program, spec) = (self.settings.shim.clone(), shim_spec.clone());
-                tokio::task::spawn_blocking(move || shim::start(&program, &spec))
-                    .await
-                    .map_err(|e| Error::Invalid(format!("starting the shim: {e}")))?
+                let clients = pending.clients;
+                tokio::task::spawn_blocking(move || {
+                    make_parent(spec.socket.as_deref())?;
+                    shim::start_attached(&program, &spec, clients)
+                })
+                .await
+                .map_err(|e| Error::Invalid(format!("starting the shim: {e}")))?
             }
             Err(e) => Err(e),
         };
@@ -645,6 +685,12 @@ impl Engine {
         }
         self.release_network(&c).await?;
         self.unmount_rootfs(&c)?;
+        self.take_pending(&c.id);
+        self.forget_execs(&c.id);
+        let socket = self.socket_path("c", &c.id);
+        for path in [socket.with_extension("tty"), socket] {
+            let _ = std::fs::remove_file(path);
+        }
         for dir in [self.dir(&c.id), self.bundle_dir(&c.id)] {
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)
@@ -741,7 +787,143 @@ fn is_end(
     }
 }
 
-fn alive(pid: i32) -> bool {
+/// Attaching and resizing: what the daemon's attach, `run -it` and resize endpoints use.
+impl Engine {
+    fn take_pending(&self, id: &str) -> Pending {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.remove(id).unwrap_or_default()
+    }
+
+    /// Attaches to a container's stdio. A running container's shim takes the client at
+    /// once; one that is not running keeps it for its next start, which hands it to the
+    /// shim before the program runs, so nothing of the output is missed.
+    pub async fn attach(&self, key: &str, o: AttachOptions) -> Result<Attachment> {
+        let c = self.inspect(key).await?;
+        let tty = c.config.tty;
+        if !o.stream {
+            let log = self.shim_spec(&c).log_path();
+            return replay_only(log, o, tty);
+        }
+        if c.state.status == Status::Running {
+            let stream =
+                connect(&self.socket_path("c", &c.id), &Request::Attach(o), &c.name).await?;
+            return Ok(Attachment { stream, tty });
+        }
+        let (ours, theirs) = socket_pair()?;
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending
+            .entry(c.id.clone())
+            .or_default()
+            .clients
+            .push((theirs, o));
+        Ok(Attachment { stream: ours, tty })
+    }
+
+    /// Sets a container's terminal size (kept for its start if it is not running yet).
+    pub async fn resize(&self, key: &str, height: u16, width: u16) -> Result<()> {
+        let c = self.inspect(key).await?;
+        if !c.config.tty {
+            return Err(Error::Conflict(format!(
+                "container {} has no terminal to resize (it was not created with a tty)",
+                c.name
+            )));
+        }
+        let size = Size { height, width };
+        if c.state.status != Status::Running {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.entry(c.id.clone()).or_default().size = Some(size);
+            return Ok(());
+        }
+        resize_at(&self.socket_path("c", &c.id), size, &c.name).await
+    }
+}
+
+/// Creates the directory a socket goes in.
+pub(crate) fn make_parent(socket: Option<&Path>) -> Result<()> {
+    if let Some(dir) = socket.and_then(|s| s.parent()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    }
+    Ok(())
+}
+
+/// A connected pair: the caller's end for tokio, the shim's end to hand over.
+pub(crate) fn socket_pair() -> Result<(tokio::net::UnixStream, OwnedFd)> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| Error::io("make an attach socket pair", e))?;
+    ours.set_nonblocking(true)
+        .map_err(|e| Error::io("make an attach socket non-blocking", e))?;
+    let ours = tokio::net::UnixStream::from_std(ours)
+        .map_err(|e| Error::io("register an attach socket", e))?;
+    Ok((ours, OwnedFd::from(theirs)))
+}
+
+/// Connects to a shim's socket and sends the request line.
+pub(crate) async fn connect(
+    socket: &Path,
+    request: &Request,
+    name: &str,
+) -> Result<tokio::net::UnixStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .map_err(|_| Error::Conflict(format!("{name} is not running (its shim is gone)")))?;
+    let mut line = serde_json::to_vec(request)
+        .map_err(|e| Error::Invalid(format!("encode an attach request: {e}")))?;
+    line.push(b'\n');
+    stream
+        .write_all(&line)
+        .await
+        .map_err(|e| Error::io(format!("attach to {name}"), e))?;
+    Ok(stream)
+}
+
+/// Asks a shim to resize its terminal; it closes the connection once done.
+pub(crate) async fn resize_at(socket: &Path, size: Size, name: &str) -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut stream = connect(socket, &Request::Resize { resize: size }, name).await?;
+    let mut rest = Vec::new();
+    stream
+        .read_to_end(&mut rest)
+        .await
+        .map_err(|e| Error::io(format!("resize {name}"), e))?;
+    Ok(())
+}
+
+/// An attachment that only replays the log (`stream: false`), then ends.
+fn replay_only(log: PathBuf, o: AttachOptions, tty: bool) -> Result<Attachment> {
+    use tokio::io::AsyncWriteExt;
+    let (ours, theirs) = socket_pair()?;
+    let entries = if o.logs && log.exists() {
+        let query = logs::Query {
+            stdout: o.stdout,
+            stderr: o.stderr,
+            ..Default::default()
+        };
+        logs::read(&log, &query)?
+    } else {
+        Vec::new()
+    };
+    let mut bytes = Vec::new();
+    for e in entries {
+        match tty {
+            true => bytes.extend_from_slice(e.log.as_bytes()),
+            false => bytes.extend(crate::attach::frame(e.stream, e.log.as_bytes())),
+        }
+    }
+    let theirs = std::os::unix::net::UnixStream::from(theirs);
+    theirs
+        .set_nonblocking(true)
+        .map_err(|e| Error::io("make an attach socket non-blocking", e))?;
+    let mut theirs = tokio::net::UnixStream::from_std(theirs)
+        .map_err(|e| Error::io("register an attach socket", e))?;
+    tokio::spawn(async move {
+        let _ = theirs.write_all(&bytes).await;
+    });
+    Ok(Attachment { stream: ours, tty })
+}
+
+pub(crate) fn alive(pid: i32) -> bool {
     pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
 

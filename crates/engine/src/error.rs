@@ -10,6 +10,9 @@ pub enum Error {
     /// No such object of another kind (Docker's 404): the kind, and what was asked.
     #[error("no such {0}: {1}")]
     NotFoundOf(&'static str, String),
+    /// No such exec instance (Docker's 404 on /exec/{id}).
+    #[error("no such exec instance: {0}")]
+    NoSuchExec(String),
     /// A conflict with the current state (Docker's 409).
     #[error("{0}")]
     Conflict(String),

@@ -3,16 +3,21 @@
 //! network from the network crate, the shim that holds a running container (its stdio, its
 //! log, its exit status) and outlives the daemon, and the json-file log format Docker uses.
 
+pub mod attach;
 pub mod container;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod logs;
 pub mod monitor;
 pub mod shim;
+pub mod stdio;
 pub mod store;
 pub mod volumes;
 
+pub use attach::{AttachOptions, Attachment};
 pub use container::{Config, Container, RestartPolicy, Status};
 pub use engine::{Engine, Settings, WaitCondition};
 pub use error::{Error, Result};
+pub use exec::{ExecConfig, ExecInfo};

@@ -7,25 +7,35 @@
 //!
 //! Everything it knows is in its state directory, so a restarted daemon finds it there:
 //! `shim.pid`, the log, and `exit.json` once the container has ended.
+//!
+//! Its stdio side (see [`crate::stdio`]): clients attach on a unix socket (`socket`), or are
+//! handed over at start as inherited descriptors (attachments made before the container
+//! ran, so they see all of its output); with `tty` the container gets a terminal whose
+//! master the shim holds. With `exec` set, the same shim runs one process in a running
+//! container instead (`docker exec`), and records that process's exit.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use berth_runtime::{CreateOptions, Runtime};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use berth_runtime::{CreateOptions, ExecOptions, RunOutcome, Runtime};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe, setsid, ForkResult, Pid};
+use oci_spec::runtime::Process;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::attach::{AttachOptions, Size};
 use crate::error::{Error, Result};
 use crate::logs::{self, Rotation, Stream};
+use crate::stdio::{self, Io, Pump};
 
 /// What one shim runs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ShimSpec {
     pub id: String,
     pub bundle: PathBuf,
@@ -35,6 +45,34 @@ pub struct ShimSpec {
     pub dir: PathBuf,
     pub log_max_size: Option<u64>,
     pub log_max_files: u32,
+    /// Where clients attach (and resize); none: no attaching after the start.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+    /// A terminal for the process (its master held by the shim).
+    #[serde(default)]
+    pub tty: bool,
+    /// Stdin from attached clients; otherwise it is /dev/null.
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// Close the process's stdin when the first client that wrote to it shuts its side.
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// The terminal's size before the process runs.
+    #[serde(default)]
+    pub size: Option<Size>,
+    /// Clients attached before the start, as descriptors the shim inherits.
+    #[serde(default)]
+    pub attached: Vec<Attached>,
+    /// Run this process in the running container `id` instead of the container itself.
+    #[serde(default)]
+    pub exec: Option<Process>,
+}
+
+/// A client the shim inherits: one end of a socket pair whose other end the engine gave out.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Attached {
+    pub fd: i32,
+    pub options: AttachOptions,
 }
 
 impl ShimSpec {
@@ -44,6 +82,11 @@ impl ShimSpec {
 
     pub fn exit_path(&self) -> PathBuf {
         self.dir.join("exit.json")
+    }
+
+    /// Where the runtime hands the terminal's master over, beside the attach socket.
+    fn console_path(&self) -> Option<PathBuf> {
+        self.socket.as_ref().map(|s| s.with_extension("tty"))
     }
 }
 
@@ -75,17 +118,53 @@ pub struct Started {
 /// Starts `program` (a binary whose main calls [`main`] with the spec) as the shim for
 /// `spec`, and returns once the container runs, or with the reason it could not start.
 pub fn start(program: &Path, spec: &ShimSpec) -> Result<Started> {
+    start_attached(program, spec, Vec::new())
+}
+
+/// As [`start`], with clients already attached: the shim inherits these sockets and
+/// serves them from before the process runs.
+pub fn start_attached(
+    program: &Path,
+    spec: &ShimSpec,
+    clients: Vec<(OwnedFd, AttachOptions)>,
+) -> Result<Started> {
     std::fs::create_dir_all(&spec.dir)
         .map_err(|e| Error::io(format!("create {}", spec.dir.display()), e))?;
-    let json = serde_json::to_string(spec)
+    let mut spec = spec.clone();
+    spec.attached = clients
+        .iter()
+        .map(|(fd, options)| Attached {
+            fd: fd.as_raw_fd(),
+            options: *options,
+        })
+        .collect();
+    let json = serde_json::to_string(&spec)
         .map_err(|e| Error::Invalid(format!("encode the shim's spec: {e}")))?;
-    let mut child = Command::new(program)
+    let inherited: Vec<i32> = spec.attached.iter().map(|a| a.fd).collect();
+    let mut command = Command::new(program);
+    command
         .arg(json)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: the closure runs between fork and exec and only calls fcntl, which is
+    // async-signal-safe; it clears close-on-exec on descriptors this process holds open.
+    unsafe {
+        command.pre_exec(move || {
+            for fd in &inherited {
+                // SAFETY: F_SETFD on a descriptor number has no memory effects.
+                if libc::fcntl(*fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        })
+    };
+    let mut child = command
         .spawn()
         .map_err(|e| Error::io(format!("start the shim {}", program.display()), e))?;
+    // Our ends stay with the engine's callers; the shim has its own copies now.
+    drop(clients);
     // The first process exits at once (its child carries on, detached): reap it here.
     let stdout = child.stdout.take().expect("stdout was piped");
     child
@@ -173,15 +252,26 @@ fn run(spec: &ShimSpec, answer: File) -> Result<()> {
     // Orphans of the container come to us, not to the host's init.
     // SAFETY: prctl with these arguments only sets a flag on this process.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let clients = match adopt(spec) {
+        Ok(c) => c,
+        Err(e) => fail(answer, e.to_string()),
+    };
     let pid_file = spec.dir.join("shim.pid");
     if let Err(e) = std::fs::write(&pid_file, std::process::id().to_string()) {
         fail(answer, format!("write {}: {e}", pid_file.display()))
     }
+    let listeners = listen(spec);
     let runtime = Runtime::new(&spec.runtime_root);
-    let (out_r, err_r, pid) = match launch(&runtime, spec) {
+    let launched = listeners.and_then(|(attach, console)| {
+        launch(&runtime, spec, console.as_ref()).map(|(io, pid)| (io, pid, attach))
+    });
+    let (io, pid, listener) = match launched {
         Ok(x) => x,
         Err(e) => {
-            let _ = runtime.delete(&spec.id, true);
+            if spec.exec.is_none() {
+                let _ = runtime.delete(&spec.id, true);
+            }
+            remove_sockets(spec);
             fail(answer, e.to_string())
         }
     };
@@ -197,85 +287,239 @@ fn run(spec: &ShimSpec, answer: File) -> Result<()> {
         max_size: spec.log_max_size,
         max_files: spec.log_max_files,
     };
-    let mut log = logs::Writer::open(&spec.log_path(), rotation)?;
-    copy_output(&mut log, out_r, err_r)?;
-    log.finish()?;
+    let log_path = spec.log_path();
+    // An exec has no log; it ends with its process, even if something it started holds its
+    // output.
+    let (mut log, end) = match spec.exec {
+        None => (Some(logs::Writer::open(&log_path, rotation)?), None),
+        Some(_) => (None, Some(pidfd(pid)?)),
+    };
+    let mut pump = Pump::new(io, listener)?;
+    if let Some(log) = log.as_mut() {
+        pump = pump.with_log(log, &log_path);
+    }
+    for (sock, options) in clients {
+        pump.adopt(sock, options)?;
+    }
+    pump.run(end.as_ref())?;
     let exit = reap(pid)?;
     record_exit(spec, &exit)?;
-    runtime.delete(&spec.id, true)?;
+    if spec.exec.is_none() {
+        runtime.delete(&spec.id, true)?;
+    }
+    remove_sockets(spec);
+    pump.finish();
     Ok(())
 }
 
-/// Creates and starts the container with its stdout and stderr on pipes (and /dev/null as
-/// stdin), leaving this process's own descriptors 0-2 on /dev/null.
-fn launch(runtime: &Runtime, spec: &ShimSpec) -> Result<(OwnedFd, OwnedFd, Pid)> {
-    let (out_r, out_w) = pipe().map_err(|e| Error::sys("make the stdout pipe", e))?;
-    let (err_r, err_w) = pipe().map_err(|e| Error::sys("make the stderr pipe", e))?;
+/// The clients the engine handed over, as inherited descriptors.
+fn adopt(spec: &ShimSpec) -> Result<Vec<(UnixStream, AttachOptions)>> {
+    let mut out = Vec::new();
+    for a in &spec.attached {
+        // SAFETY: F_GETFD only asks whether the number is an open descriptor.
+        if unsafe { libc::fcntl(a.fd, libc::F_GETFD) } < 0 {
+            return Err(Error::Invalid(format!(
+                "attached descriptor {} is not open",
+                a.fd
+            )));
+        }
+        // SAFETY: the engine passed this descriptor to us for our own use; nothing else in
+        // this process owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(a.fd) };
+        stdio::set_cloexec(fd.as_fd())?;
+        out.push((UnixStream::from(fd), a.options));
+    }
+    Ok(out)
+}
+
+/// The attach socket, and the one the runtime hands a terminal over on.
+fn listen(spec: &ShimSpec) -> Result<(Option<UnixListener>, Option<UnixListener>)> {
+    let attach = spec.socket.as_deref().map(bind).transpose()?;
+    let console = match spec.console_path() {
+        Some(path) if spec.tty => Some(bind(&path)?),
+        None if spec.tty => {
+            return Err(Error::Invalid(
+                "a terminal needs the shim's socket path (none was given)".into(),
+            ))
+        }
+        _ => None,
+    };
+    Ok((attach, console))
+}
+
+fn bind(path: &Path) -> Result<UnixListener> {
+    let _ = std::fs::remove_file(path);
+    UnixListener::bind(path).map_err(|e| Error::io(format!("listen on {}", path.display()), e))
+}
+
+fn remove_sockets(spec: &ShimSpec) {
+    for path in [spec.socket.clone(), spec.console_path()]
+        .into_iter()
+        .flatten()
+    {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+fn pidfd(pid: Pid) -> Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(Error::sys("pidfd_open", nix::errno::Errno::last()));
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The process's end of its stdio, made before it is created: what it gets as 0, 1 and 2,
+/// and what the shim keeps.
+struct Plumbing {
+    stdin: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    /// The shim's ends: stdin's write end, stdout's and stderr's read ends (no terminal).
+    kept: Option<(Option<OwnedFd>, OwnedFd, OwnedFd)>,
+}
+
+fn plumbing(spec: &ShimSpec) -> Result<Plumbing> {
     let null = File::options()
         .read(true)
         .write(true)
         .open("/dev/null")
         .map_err(|e| Error::io("open /dev/null", e))?;
-    // The runtime hands its own stdio to the container: set them to what the container gets.
-    dup2_stdin(&null).map_err(|e| Error::sys("redirect stdin", e))?;
-    dup2_stdout(&out_w).map_err(|e| Error::sys("redirect stdout", e))?;
-    dup2_stderr(&err_w).map_err(|e| Error::sys("redirect stderr", e))?;
-    let options = CreateOptions {
-        bundle: spec.bundle.clone(),
-        pid_file: None,
-        console_socket: None,
-        no_pivot: false,
-        preserve_fds: 0,
+    let null = OwnedFd::from(null);
+    let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| Error::io("dup /dev/null", e));
+    if spec.tty {
+        // The runtime makes the terminal the process's stdio; ours stay on /dev/null.
+        return Ok(Plumbing {
+            stdin: dup(&null)?,
+            stdout: dup(&null)?,
+            stderr: null,
+            kept: None,
+        });
+    }
+    let (out_r, out_w) = pipe().map_err(|e| Error::sys("make the stdout pipe", e))?;
+    let (err_r, err_w) = pipe().map_err(|e| Error::sys("make the stderr pipe", e))?;
+    let (stdin, stdin_w) = if spec.open_stdin {
+        let (r, w) = pipe().map_err(|e| Error::sys("make the stdin pipe", e))?;
+        (r, Some(w))
+    } else {
+        (null, None)
     };
-    let created = runtime.create(&spec.id, &options);
-    // Ours again: the container holds the only write ends now, so its exit means EOF.
-    dup2_stdout(&null).map_err(|e| Error::sys("redirect stdout", e))?;
-    dup2_stderr(&null).map_err(|e| Error::sys("redirect stderr", e))?;
-    drop((out_w, err_w));
-    let pid = created?;
-    runtime.start(&spec.id)?;
-    Ok((out_r, err_r, Pid::from_raw(pid)))
+    Ok(Plumbing {
+        stdin,
+        stdout: out_w,
+        stderr: err_w,
+        kept: Some((stdin_w, out_r, err_r)),
+    })
 }
 
-/// Copies both streams into the log until both are closed (the container and everything in
-/// it have ended, or closed them).
-fn copy_output(log: &mut logs::Writer, out: OwnedFd, err: OwnedFd) -> Result<()> {
-    let mut open: Vec<(File, Stream)> = vec![
-        (File::from(out), Stream::Stdout),
-        (File::from(err), Stream::Stderr),
-    ];
-    let mut buf = vec![0u8; 64 * 1024];
-    while !open.is_empty() {
-        let mut fds: Vec<PollFd> = open
-            .iter()
-            .map(|(f, _)| PollFd::new(f.as_fd(), PollFlags::POLLIN))
-            .collect();
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(Error::sys("poll the container's output", e)),
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        let mut closed = Vec::new();
-        for (i, (file, stream)) in open.iter_mut().enumerate() {
-            if !ready[i] {
-                continue;
+/// Creates and starts the container (or the exec's process) with its stdio from
+/// [`plumbing`], leaving this process's own descriptors 0-2 on /dev/null.
+fn launch(runtime: &Runtime, spec: &ShimSpec, console: Option<&UnixListener>) -> Result<(Io, Pid)> {
+    let p = plumbing(spec)?;
+    // The runtime hands its own stdio to the process: set them to what the process gets.
+    dup2_stdin(&p.stdin).map_err(|e| Error::sys("redirect stdin", e))?;
+    dup2_stdout(&p.stdout).map_err(|e| Error::sys("redirect stdout", e))?;
+    dup2_stderr(&p.stderr).map_err(|e| Error::sys("redirect stderr", e))?;
+    let console_socket = spec.tty.then(|| spec.console_path()).flatten();
+    let made = match &spec.exec {
+        None => runtime
+            .create(
+                &spec.id,
+                &CreateOptions {
+                    bundle: spec.bundle.clone(),
+                    console_socket,
+                    ..Default::default()
+                },
+            )
+            .map_err(Error::from),
+        Some(process) => exec(runtime, spec, process, console_socket),
+    };
+    // Ours again: the process holds the only write ends now, so its exit means EOF.
+    let null = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| Error::io("open /dev/null", e))?;
+    dup2_stdin(&null).map_err(|e| Error::sys("redirect stdin", e))?;
+    dup2_stdout(&null).map_err(|e| Error::sys("redirect stdout", e))?;
+    dup2_stderr(&null).map_err(|e| Error::sys("redirect stderr", e))?;
+    drop((p.stdin, p.stdout, p.stderr));
+    let pid = Pid::from_raw(made?);
+    let io = match (p.kept, console) {
+        (Some((stdin, out, err)), _) => Io {
+            outputs: vec![
+                (File::from(out), Stream::Stdout),
+                (File::from(err), Stream::Stderr),
+            ],
+            stdin: stdin.map(File::from),
+            master: None,
+            stdin_once: spec.stdin_once,
+        },
+        (None, Some(listener)) => match terminal(listener, spec) {
+            Ok(io) => io,
+            Err(e) => {
+                // An exec's process is ours to end; a container's goes with its deletion.
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = waitpid(pid, None);
+                return Err(e);
             }
-            match file.read(&mut buf) {
-                Ok(0) => closed.push(i),
-                Ok(n) => log.write(*stream, &buf[..n])?,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::io("read the container's output", e)),
-            }
-        }
-        for i in closed.into_iter().rev() {
-            open.remove(i);
-        }
+        },
+        (None, None) => return Err(Error::Invalid("a terminal without a console socket".into())),
+    };
+    if spec.exec.is_none() {
+        runtime.start(&spec.id)?;
     }
-    Ok(())
+    Ok((io, pid))
+}
+
+fn exec(
+    runtime: &Runtime,
+    spec: &ShimSpec,
+    process: &Process,
+    console_socket: Option<PathBuf>,
+) -> Result<i32> {
+    let options = ExecOptions {
+        console_socket,
+        detach: true,
+        ..Default::default()
+    };
+    match runtime.exec(&spec.id, process, &options)? {
+        RunOutcome::Detached { pid } => Ok(pid),
+        RunOutcome::Exited(_) => Err(Error::Invalid("the exec ran in the foreground".into())),
+    }
+}
+
+/// Takes the terminal's master from the runtime (sent while the process was set up), and
+/// sizes it before the program runs.
+fn terminal(listener: &UnixListener, spec: &ShimSpec) -> Result<Io> {
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::io("make the console socket non-blocking", e))?;
+    let (conn, _) = listener
+        .accept()
+        .map_err(|e| Error::io("take the terminal from the runtime", e))?;
+    let master = berth_runtime::console::recv_fd(conn.as_fd())?;
+    if let Some(size) = spec.size {
+        berth_runtime::console::resize(master.as_fd(), size.height, size.width)?;
+    }
+    let clone = |m: &OwnedFd| -> Result<File> {
+        Ok(File::from(
+            m.try_clone()
+                .map_err(|e| Error::io("dup the terminal", e))?,
+        ))
+    };
+    Ok(Io {
+        outputs: vec![(clone(&master)?, Stream::Stdout)],
+        stdin: if spec.open_stdin {
+            Some(clone(&master)?)
+        } else {
+            None
+        },
+        master: Some(master),
+        stdin_once: spec.stdin_once,
+    })
 }
 
 fn reap(pid: Pid) -> Result<Exit> {

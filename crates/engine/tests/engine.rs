@@ -2,110 +2,15 @@
 //! stands in for the host: lifecycle, logs, names on a user network, stop's escalation,
 //! removal rules, and a reopened engine that finds its containers as they are.
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 use std::time::Duration;
 
 use berth_engine::logs::Query;
-use berth_engine::{Config, Engine, Error, Settings, Status};
-use berth_network::netns::{self, Netns};
+use berth_engine::{Config, Engine, Error, Status};
 use berth_network::NetworkSpec;
-
-struct World {
-    dir: tempfile::TempDir,
-}
-
-impl World {
-    fn new() -> World {
-        let w = World {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let rootfs = w.rootfs();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
-        let made = Command::new(script).arg(&rootfs).output().unwrap();
-        assert!(made.status.success(), "{made:?}");
-        std::fs::write(w.dir.path().join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
-        w
-    }
-
-    fn rootfs(&self) -> PathBuf {
-        self.dir.path().join("rootfs")
-    }
-
-    fn settings(&self) -> Settings {
-        let mut s = Settings::new(
-            &self.dir.path().join("root"),
-            &self.dir.path().join("run"),
-            Path::new(env!("CARGO_BIN_EXE_berth-shim")),
-        );
-        s.network.resolv_conf = self.dir.path().join("resolv.conf");
-        s
-    }
-
-    /// Runs `test` on a thread inside a fresh namespace standing in for the host, then checks
-    /// that nothing of the engine's is left: no runtime state, no sandbox, no shim.
-    fn run<F, Fut>(self, test: F)
-    where
-        F: FnOnce(Engine, Settings, PathBuf) -> Fut + Send + 'static,
-        Fut: Future<Output = Engine>,
-    {
-        let host = self.dir.path().join("host-ns");
-        Netns::create_at(&host).unwrap();
-        let (settings, rootfs) = (self.settings(), self.rootfs());
-        let run_root = self.dir.path().join("run");
-        let h = host.clone();
-        let outcome = std::thread::spawn(move || {
-            Netns::open(&h).unwrap().run_in(|| {
-                Command::new("ip")
-                    .args(["link", "set", "lo", "up"])
-                    .status()
-                    .unwrap();
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    let engine = Engine::open(settings.clone()).await.unwrap();
-                    let engine = test(engine, settings, rootfs).await;
-                    for c in engine.list().await.unwrap() {
-                        engine.remove(&c.id, true).await.unwrap();
-                    }
-                    engine.network().reset().await.unwrap();
-                });
-                Ok(())
-            })
-        })
-        .join();
-        netns::remove_pinned(&host).unwrap();
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic);
-        }
-        let left = |p: PathBuf| -> Vec<_> {
-            std::fs::read_dir(p)
-                .map(|d| d.flatten().map(|e| e.file_name()).collect())
-                .unwrap_or_default()
-        };
-        assert!(
-            left(run_root.join("runtime")).is_empty(),
-            "runtime state left"
-        );
-        assert!(
-            left(run_root.join("network/netns")).is_empty(),
-            "sandboxes left"
-        );
-        assert!(left(run_root.join("containers")).is_empty(), "bundles left");
-    }
-}
-
-fn config(rootfs: &Path, network: &str, cmd: &[&str]) -> Config {
-    Config {
-        rootfs: rootfs.to_path_buf(),
-        cmd: cmd.iter().map(|s| s.to_string()).collect(),
-        network: network.into(),
-        ..Default::default()
-    }
-}
+use common::{config, World};
 
 fn stdout_of(engine: &Engine, key: &str) -> String {
     engine

@@ -47,6 +47,7 @@ impl Fixture {
             dir: self.dir.path().join("containers").join(id),
             log_max_size: None,
             log_max_files: 1,
+            ..Default::default()
         }
     }
 
