@@ -33,6 +33,12 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/wait", post(wait))
         .route("/containers/{id}/rename", post(rename))
         .route("/containers/{id}/logs", get(logs))
+        .route("/containers/{id}/attach", post(attach))
+        .route("/containers/{id}/resize", post(resize))
+        .route("/containers/{id}/exec", post(create_exec))
+        .route("/exec/{id}/start", post(start_exec))
+        .route("/exec/{id}/resize", post(resize_exec))
+        .route("/exec/{id}/json", get(inspect_exec))
         .route("/containers/{id}", delete(remove))
 }
 
@@ -384,4 +390,190 @@ async fn logs(
         }
     });
     Ok(response)
+}
+
+#[derive(Deserialize, Default)]
+struct AttachQuery {
+    stream: Option<String>,
+    logs: Option<String>,
+    stdin: Option<String>,
+    stdout: Option<String>,
+    stderr: Option<String>,
+}
+
+/// Takes over the connection and joins it to the container's stdio (before its start too:
+/// `docker run` attaches first, and sees every byte).
+async fn attach(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<AttachQuery>,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let options = berth_engine::AttachOptions {
+        stdin: flag(&q.stdin),
+        stdout: flag(&q.stdout),
+        stderr: flag(&q.stderr),
+        logs: flag(&q.logs),
+        stream: flag(&q.stream),
+    };
+    let attachment = state.engine.attach(&id, options).await?;
+    let kind = if attachment.tty {
+        streams::RAW
+    } else {
+        streams::MULTIPLEXED
+    };
+    streams::hijack(req, kind, move |client| {
+        streams::splice(client, attachment.stream, std::future::ready(()))
+    })
+}
+
+#[derive(Deserialize, Default)]
+struct ResizeQuery {
+    h: Option<u16>,
+    w: Option<u16>,
+}
+
+fn size(q: &ResizeQuery) -> ApiResult<(u16, u16)> {
+    match (q.h, q.w) {
+        (Some(h), Some(w)) => Ok((h, w)),
+        _ => Err(ApiError::bad_request("give the size: ?h=ROWS&w=COLUMNS")),
+    }
+}
+
+async fn resize(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ResizeQuery>,
+) -> ApiResult<StatusCode> {
+    let (h, w) = size(&q)?;
+    state.engine.resize(&id, h, w).await?;
+    Ok(StatusCode::OK)
+}
+
+/// Docker's exec create body.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct ExecBody {
+    attach_stdin: bool,
+    attach_stdout: bool,
+    attach_stderr: bool,
+    tty: bool,
+    cmd: Option<Vec<String>>,
+    env: Option<Vec<String>>,
+    working_dir: Option<String>,
+    user: Option<String>,
+    privileged: bool,
+}
+
+async fn create_exec(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let b: ExecBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid exec config: {e}")))?;
+    let cmd = b
+        .cmd
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::bad_request("no command given: name the program to run"))?;
+    let config = berth_engine::ExecConfig {
+        cmd,
+        env: b.env.unwrap_or_default(),
+        user: b.user.filter(|u| !u.is_empty()),
+        workdir: b.working_dir.filter(|w| !w.is_empty()),
+        tty: b.tty,
+        attach_stdin: b.attach_stdin,
+        attach_stdout: b.attach_stdout,
+        attach_stderr: b.attach_stderr,
+        privileged: b.privileged,
+    };
+    let exec_id = state.engine.create_exec(&id, config).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"Id": exec_id})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct ExecStartBody {
+    detach: bool,
+}
+
+/// Runs the exec; attached, the connection is taken over and stays until the process has
+/// ended and its exit code is recorded (clients read it right after the stream ends).
+async fn start_exec(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the exec start body: {e}")))?;
+    let b: ExecStartBody = if bytes.is_empty() {
+        ExecStartBody::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("invalid exec start body: {e}")))?
+    };
+    let req = axum::extract::Request::from_parts(parts, axum::body::Body::empty());
+    let attachment = state.engine.start_exec(&id, b.detach).await?;
+    let Some(attachment) = attachment else {
+        return Ok(StatusCode::OK.into_response());
+    };
+    let kind = if attachment.tty {
+        streams::RAW
+    } else {
+        streams::MULTIPLEXED
+    };
+    let engine = state.engine.clone();
+    streams::hijack(req, kind, move |client| async move {
+        let recorded = async move {
+            let _ = engine.wait_exec(&id).await;
+        };
+        streams::splice(client, attachment.stream, recorded).await;
+    })
+}
+
+async fn resize_exec(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ResizeQuery>,
+) -> ApiResult<StatusCode> {
+    let (h, w) = size(&q)?;
+    state.engine.resize_exec(&id, h, w).await?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn inspect_exec(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let e = state.engine.inspect_exec(&id).await?;
+    let (entrypoint, arguments) = match e.config.cmd.split_first() {
+        Some((first, rest)) => (first.clone(), rest.to_vec()),
+        None => (String::new(), Vec::new()),
+    };
+    Ok(Json(serde_json::json!({
+        "ID": e.id,
+        "ContainerID": e.container_id,
+        "Running": e.running,
+        "ExitCode": e.exit_code,
+        "Pid": e.pid,
+        "OpenStdin": e.config.attach_stdin,
+        "OpenStdout": e.config.attach_stdout,
+        "OpenStderr": e.config.attach_stderr,
+        "CanRemove": false,
+        "DetachKeys": "",
+        "ProcessConfig": {
+            "entrypoint": entrypoint,
+            "arguments": arguments,
+            "tty": e.config.tty,
+            "privileged": e.config.privileged,
+            "user": e.config.user.clone().unwrap_or_default(),
+        },
+    }))
+    .into_response())
 }

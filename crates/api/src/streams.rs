@@ -6,9 +6,11 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue};
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
@@ -43,6 +45,7 @@ pub fn byte_stream(content_type: &'static str) -> (mpsc::Sender<Bytes>, Response
 }
 
 pub const MULTIPLEXED: &str = "application/vnd.docker.multiplexed-stream";
+pub const RAW: &str = "application/vnd.docker.raw-stream";
 
 /// Stream numbers in a frame's first byte.
 pub const STDOUT: u8 = 1;
@@ -55,6 +58,61 @@ pub fn frame(stream: u8, payload: &[u8]) -> Bytes {
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     out.extend_from_slice(payload);
     Bytes::from(out)
+}
+
+/// Takes over the connection (`Upgrade: tcp` → 101 Switching Protocols) and hands it to
+/// `serve` once the client has it; without an upgrade header the answer is an error.
+pub fn hijack<F, Fut>(mut req: Request, content_type: &'static str, serve: F) -> ApiResult<Response>
+where
+    F: FnOnce(TokioIo<hyper::upgrade::Upgraded>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let wants_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    if !wants_upgrade {
+        return Err(ApiError::bad_request(
+            "this endpoint takes over the connection: send 'Connection: Upgrade' and 'Upgrade: tcp'",
+        ));
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => serve(TokioIo::new(upgraded)).await,
+            Err(e) => tracing::warn!("taking over an attach connection: {e}"),
+        }
+    });
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(response)
+}
+
+/// Joins a hijacked client connection to an attachment: its input goes to the process's
+/// stdin, the process's output comes back; when the output ends, `before_close` runs, then
+/// the connection ends.
+pub async fn splice<C, F>(client: C, attachment: tokio::net::UnixStream, before_close: F)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    F: std::future::Future<Output = ()>,
+{
+    use tokio::io::AsyncWriteExt;
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut out, mut input) = attachment.into_split();
+    let stdin = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut client_read, &mut input).await;
+        // The client is done writing: the shim sees stdin closed (stdin_once).
+        let _ = input.shutdown().await;
+    });
+    let _ = tokio::io::copy(&mut out, &mut client_write).await;
+    before_close.await;
+    let _ = client_write.shutdown().await;
+    stdin.abort();
 }
 
 /// Docker's `filters`: a JSON object from names to lists of values (or, in old clients, to
