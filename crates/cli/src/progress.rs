@@ -48,10 +48,19 @@ pub fn parse(v: &Value) -> Event {
     }
 }
 
+/// Where a progress stream is shown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum To {
+    /// Shows nothing (errors still end the stream).
+    Nowhere,
+    Stdout,
+    /// For pulls that are not the command's output (run's pull of a missing image).
+    Stderr,
+}
+
 /// Shows a progress stream to its end; an `error` message becomes the command's error.
-/// `quiet` shows nothing but errors.
-pub async fn show(mut lines: JsonLines, quiet: bool) -> Result<()> {
-    let mut view = View::new(quiet);
+pub async fn show(mut lines: JsonLines, to: To) -> Result<()> {
+    let mut view = View::new(to);
     while let Some(v) = lines.next().await? {
         match parse(&v) {
             Event::Error(e) => {
@@ -66,18 +75,21 @@ pub async fn show(mut lines: JsonLines, quiet: bool) -> Result<()> {
 }
 
 struct View {
-    quiet: bool,
+    to: To,
     tty: bool,
     multi: MultiProgress,
     bars: HashMap<String, ProgressBar>,
 }
 
 impl View {
-    fn new(quiet: bool) -> View {
-        let tty = crate::terminal::is_tty(1);
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+    fn new(to: To) -> View {
+        let (tty, target) = match to {
+            To::Stderr => (crate::terminal::is_tty(2), ProgressDrawTarget::stderr()),
+            _ => (crate::terminal::is_tty(1), ProgressDrawTarget::stdout()),
+        };
+        let multi = MultiProgress::with_draw_target(target);
         View {
-            quiet,
+            to,
             tty,
             multi,
             bars: HashMap::new(),
@@ -85,7 +97,7 @@ impl View {
     }
 
     fn update(&mut self, ev: Event) {
-        if self.quiet {
+        if self.to == To::Nowhere {
             return;
         }
         match ev {
@@ -102,7 +114,7 @@ impl View {
                 if self.tty {
                     self.bar(&id, &status, current, total);
                 } else if current.is_none() {
-                    println!("{id}: {status}");
+                    self.line(&format!("{id}: {status}"));
                 }
             }
             Event::Error(_) | Event::Other => {}
@@ -112,6 +124,8 @@ impl View {
     fn line(&self, text: &str) {
         if self.tty {
             let _ = self.multi.println(text);
+        } else if self.to == To::Stderr {
+            eprintln!("{text}");
         } else {
             println!("{text}");
         }

@@ -27,6 +27,11 @@ impl Daemon {
         format!("unix://{}", self.socket.display())
     }
 
+    /// berth's HOME in the tests: its own, for the credentials of `login`.
+    fn home(&self) -> PathBuf {
+        self.dir.as_ref().expect("dir").path().join("home")
+    }
+
     /// Runs berth against this daemon.
     fn berth(&self, args: &[&str]) -> Output {
         self.berth_stdin(args, "")
@@ -36,6 +41,7 @@ impl Daemon {
         let mut child = Command::new(BERTH)
             .args(args)
             .env("BERTH_HOST", self.host())
+            .env("HOME", self.home())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -81,13 +87,15 @@ fn start_daemon() -> Option<Daemon> {
         .expect("tempdir");
     let d = dir.path();
     let socket = d.join("d.sock");
+    std::fs::create_dir(d.join("home")).expect("home");
     let script = format!(
-        "ip link set lo up && exec dockerd --data-root {root} --exec-root {exec} -H unix://{sock} \
+        "ip link set lo up && {registry}exec dockerd --data-root {root} --exec-root {exec} -H unix://{sock} \
          --pidfile {pid} --bridge none --iptables=false --ip6tables=false",
         root = d.join("root").display(),
         exec = d.join("exec").display(),
         sock = socket.display(),
         pid = d.join("d.pid").display(),
+        registry = registry_script(d),
     );
     let log = std::fs::File::create(d.join("log")).expect("log file");
     let child = Command::new("unshare")
@@ -112,6 +120,27 @@ fn start_daemon() -> Option<Daemon> {
     wait_for_ping(&daemon.socket, Duration::from_secs(60));
     Some(daemon)
 }
+
+/// A docker-registry on 127.0.0.1:5000 inside the daemon's network namespace, when installed
+/// (its pid in `registry.pid`, its storage under `dir`): a shell command ending in `&& `.
+fn registry_script(dir: &Path) -> String {
+    if !Path::new(REGISTRY).exists() {
+        return String::new();
+    }
+    let config = format!(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:5000\n",
+        dir.join("registry").display()
+    );
+    std::fs::write(dir.join("registry.yml"), config).expect("registry config");
+    format!(
+        "{{ {REGISTRY} serve {cfg} >{log} 2>&1 & echo $! >{pid}; }} && ",
+        cfg = dir.join("registry.yml").display(),
+        log = dir.join("registry.log").display(),
+        pid = dir.join("registry.pid").display(),
+    )
+}
+
+const REGISTRY: &str = "/usr/bin/docker-registry";
 
 /// Polls `GET /_ping` until the daemon answers OK, within `limit`.
 fn wait_for_ping(socket: &Path, limit: Duration) {
@@ -152,9 +181,11 @@ impl Drop for Daemon {
             let _ = self.berth(&["rm", "-f", id]);
         }
         let dir = self.dir.take().expect("dir");
-        let pid = std::fs::read_to_string(dir.path().join("d.pid")).ok();
-        if let Some(pid) = pid.and_then(|p| p.trim().parse::<i32>().ok()) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        for pidfile in ["registry.pid", "d.pid"] {
+            let pid = std::fs::read_to_string(dir.path().join(pidfile)).ok();
+            if let Some(pid) = pid.and_then(|p| p.trim().parse::<i32>().ok()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            }
         }
         if !wait_child(&mut self.child, Duration::from_secs(30)) {
             let _ = self.child.kill();
@@ -249,6 +280,41 @@ fn against_a_daemon() {
     detached_lifecycle(&d);
     listings(&d);
     networks_and_volumes(&d);
+    if Path::new(REGISTRY).exists() {
+        registry_flows(&d);
+    } else {
+        eprintln!("skipping login/push/pull: {REGISTRY} is not installed");
+    }
+}
+
+fn registry_flows(d: &Daemon) {
+    let server = "127.0.0.1:5000";
+    // Logging in asks the registry, so it also waits for it to be up.
+    let logged_in = eventually(Duration::from_secs(30), || {
+        d.berth_stdin(&["login", "-u", "u", "--password-stdin", server], "pw\n")
+            .status
+            .success()
+    });
+    assert!(logged_in, "login to the test registry never succeeded");
+    let config = std::fs::read_to_string(d.home().join(".berth/config.json")).expect("config.json");
+    let config: serde_json::Value = serde_json::from_str(&config).expect("config.json is JSON");
+    assert_eq!(
+        config["auths"][server]["auth"], "dTpwdw==",
+        "base64 of u:pw"
+    );
+    let image = format!("{server}/bb:test");
+    d.ok(&["tag", "bb:test", &image]);
+    let pushed = d.ok(&["push", &image]);
+    assert!(pushed.contains("digest: sha256:"), "{pushed}");
+    d.ok(&["rmi", &image]);
+    assert!(d.ok(&["pull", &image]).contains("Downloaded newer image"));
+    d.ok(&["rmi", &image]);
+    let out = d.berth(&["run", "--rm", &image, "echo", "pulled"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pulled\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unable to find image"));
+    assert!(d
+        .ok(&["logout", server])
+        .starts_with("Removing login credentials"));
 }
 
 fn run_flows(d: &Daemon) {

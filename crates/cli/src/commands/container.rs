@@ -150,7 +150,7 @@ async fn create_pulling(
     let res = match res {
         Err(e) if is_no_such_image(&e) => {
             eprintln!("Unable to find image '{image}' locally");
-            super::image::pull_image(client, image, false).await?;
+            super::image::pull_image(client, image, crate::progress::To::Stderr).await?;
             client
                 .json::<Value>(Method::POST, &path, Body::Json(body))
                 .await?

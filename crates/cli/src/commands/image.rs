@@ -49,7 +49,7 @@ fn with_auth(client: &Client, image: &str) -> Client {
 }
 
 /// Pulls an image showing the daemon's progress.
-pub async fn pull_image(client: &Client, image: &str, quiet: bool) -> Result<()> {
+pub async fn pull_image(client: &Client, image: &str, to: progress::To) -> Result<()> {
     let (name, tag) = split_reference(image);
     let q = if tag.starts_with("sha256:") {
         query(&[("fromImage", format!("{name}@{tag}"))])
@@ -60,7 +60,15 @@ pub async fn pull_image(client: &Client, image: &str, quiet: bool) -> Result<()>
     let res = client
         .stream(Method::POST, &format!("/images/create{q}"), Body::Empty)
         .await?;
-    progress::show(JsonLines::new(res), quiet).await
+    progress::show(JsonLines::new(res), to).await
+}
+
+fn shown(quiet: bool) -> progress::To {
+    if quiet {
+        progress::To::Nowhere
+    } else {
+        progress::To::Stdout
+    }
 }
 
 #[derive(Args, Debug)]
@@ -72,7 +80,7 @@ pub struct PullArgs {
 }
 
 pub async fn pull(client: &Client, a: PullArgs) -> Result<()> {
-    pull_image(client, &a.image, a.quiet).await?;
+    pull_image(client, &a.image, shown(a.quiet)).await?;
     if a.quiet {
         println!("{}", a.image);
     }
@@ -90,7 +98,7 @@ pub async fn push(client: &Client, a: PullArgs) -> Result<()> {
             Body::Empty,
         )
         .await?;
-    progress::show(JsonLines::new(res), a.quiet).await
+    progress::show(JsonLines::new(res), shown(a.quiet)).await
 }
 
 #[derive(Args, Debug)]
@@ -294,7 +302,7 @@ pub async fn load(client: &Client, a: LoadArgs) -> Result<()> {
             Body::Raw(tar, "application/x-tar"),
         )
         .await?;
-    progress::show(JsonLines::new(res), false).await
+    progress::show(JsonLines::new(res), progress::To::Stdout).await
 }
 
 #[derive(Args, Debug)]
@@ -339,7 +347,7 @@ pub async fn import(client: &Client, a: ImportArgs) -> Result<()> {
             body,
         )
         .await?;
-    progress::show(JsonLines::new(res), false).await
+    progress::show(JsonLines::new(res), progress::To::Stdout).await
 }
 
 /// Docker's client config: `{"auths": {"registry": {"auth": base64("user:password")}}}`.
