@@ -51,7 +51,7 @@ pub fn print_rows(format: &Format, columns: &[(&str, &str)], rows: &[Value]) -> 
             }
         }
         Format::TableTemplate(t) => {
-            let header = template_header(t);
+            let header = template_header(t, columns);
             let mut lines = vec![header];
             for r in rows {
                 lines.push(render(t, r)?);
@@ -111,9 +111,10 @@ pub fn text(v: &Value) -> String {
     }
 }
 
-/// The header of a `table` template: each action's last field name, in upper case with
-/// spaces for its capitals (`{{.CreatedAt}}` -> `CREATED AT`), other text kept.
-pub fn template_header(t: &str) -> String {
+/// The header of a `table` template: a listing's own header for its fields (`columns`), else
+/// the action's last field name in upper case with spaces for its capitals
+/// (`{{.CreatedAt}}` -> `CREATED AT`); other text kept.
+pub fn template_header(t: &str, columns: &[(&str, &str)]) -> String {
     let t = unescape(t);
     let mut out = String::new();
     let mut rest = t.as_str();
@@ -124,7 +125,10 @@ pub fn template_header(t: &str) -> String {
         };
         let action = rest[start + 2..start + end].trim();
         let field = action.rsplit('.').next().unwrap_or(action);
-        out.push_str(&header_name(field));
+        match columns.iter().find(|(_, f)| *f == field) {
+            Some((header, _)) => out.push_str(header),
+            None => out.push_str(&header_name(field)),
+        }
         rest = &rest[start + end + 2..];
     }
     out.push_str(rest);
@@ -132,21 +136,24 @@ pub fn template_header(t: &str) -> String {
 }
 
 fn header_name(field: &str) -> String {
-    match field {
-        "ID" => return "ID".into(),
-        "" => return String::new(),
-        _ => {}
-    }
-    let mut out = String::new();
     let chars: Vec<char> = field.chars().collect();
+    let mut out = String::new();
     for (i, c) in chars.iter().enumerate() {
-        let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-        if i > 0 && c.is_uppercase() && (chars[i - 1].is_lowercase() || next_lower) {
+        if i > 0 && c.is_uppercase() && starts_word(&chars, i) {
             out.push(' ');
         }
         out.extend(c.to_uppercase());
     }
     out
+}
+
+/// Whether the capital at `i` starts a word: after a lower-case letter (`CreatedAt`), or
+/// ending an acronym before a word (`IPAddress`) but not before a plural `s` (`PIDs`).
+fn starts_word(chars: &[char], i: usize) -> bool {
+    let after_lower = chars[i - 1].is_lowercase();
+    let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+    let plural = i + 2 == chars.len() && chars[i + 1] == 's';
+    after_lower || (next_lower && !plural)
 }
 
 fn unescape(t: &str) -> String {
@@ -504,10 +511,18 @@ mod tests {
     #[test]
     fn headers_and_tables() {
         assert_eq!(
-            template_header("{{.ID}}\\t{{.CreatedAt}}"),
+            template_header("{{.ID}}\\t{{.CreatedAt}}", &[]),
             "ID\tCREATED AT"
         );
-        assert_eq!(template_header("{{.Names}}"), "NAMES");
+        assert_eq!(template_header("{{.Names}}", &[]), "NAMES");
+        assert_eq!(
+            template_header("{{.IPAddress}} {{.PIDs}}", &[]),
+            "IP ADDRESS PIDS"
+        );
+        assert_eq!(
+            template_header("{{.ID}} {{.Size}}", &[("CONTAINER ID", "ID")]),
+            "CONTAINER ID SIZE"
+        );
         let t = table(
             vec!["A".into(), "LONGER".into()],
             vec![vec!["xxxxx".into(), "y".into()]],

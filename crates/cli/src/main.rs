@@ -137,6 +137,7 @@ enum Cmd {
 }
 
 fn main() {
+    default_sigpipe();
     let cli = Cli::parse();
     let is_run = matches!(cli.cmd, Cmd::Run(_) | Cmd::Create(_));
     let result = tokio::runtime::Builder::new_current_thread()
@@ -151,6 +152,16 @@ fn main() {
         });
     if let Err(e) = result {
         std::process::exit(report(&e, is_run));
+    }
+}
+
+/// Dies of SIGPIPE when the reader of our output goes away (`berth ps | head`), as command
+/// line tools do, instead of failing the next print.
+fn default_sigpipe() {
+    // SAFETY: called first in main, before any other thread exists; SIG_DFL is a valid
+    // disposition and no Rust handler is replaced.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

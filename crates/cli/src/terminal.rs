@@ -84,6 +84,30 @@ async fn send_size(client: &Client, path: &str) {
     }
 }
 
+/// Forwards SIGINT, SIGTERM, SIGHUP and SIGQUIT received by berth to the container (docker's
+/// sig-proxy, for attached containers without a tty) instead of dying of them.
+pub fn proxy_signals(client: Client, container: String) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let kinds = [
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::hangup(), "SIGHUP"),
+        (SignalKind::quit(), "SIGQUIT"),
+    ];
+    for (kind, name) in kinds {
+        let Ok(mut sig) = signal(kind) else {
+            continue;
+        };
+        let client = client.clone();
+        let path = format!("/containers/{container}/kill?signal={name}");
+        tokio::spawn(async move {
+            while sig.recv().await.is_some() {
+                let _ = client.post(&path).await;
+            }
+        });
+    }
+}
+
 /// Copies the connection's output to stdout/stderr (demultiplexed unless `tty`) until it ends,
 /// and, with `stdin`, the local stdin into it (closing its write side at end of input).
 pub async fn pump<S>(io: S, tty: bool, stdin: bool) -> Result<()>

@@ -83,6 +83,8 @@ pub async fn run(client: &Client, a: RunArgs) -> Result<()> {
     }
     if tty {
         terminal::follow_size(client.clone(), format!("/containers/{id}/resize"));
+    } else {
+        terminal::proxy_signals(client.clone(), id.clone());
     }
     let pumped = terminal::pump(io, tty, stdin).await;
     let code = wait_status(wait).await;
