@@ -203,12 +203,6 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Pause { containers } => ctr::simple(c, "pause", &containers).await,
         Cmd::Unpause { containers } => ctr::simple(c, "unpause", &containers).await,
         Cmd::Stats(a) => ctr::stats(c, a).await,
-        other => dispatch_more(c, other).await,
-    }
-}
-
-async fn dispatch_more(c: &Client, cmd: Cmd) -> Result<()> {
-    match cmd {
         Cmd::Pull(a) => img::pull(c, a).await,
         Cmd::Push(a) => img::push(c, a).await,
         Cmd::Images(a) => img::images(c, a).await,
@@ -230,7 +224,6 @@ async fn dispatch_more(c: &Client, cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Daemon(a) => daemon::run(a).await,
-        _ => unreachable!("handled by dispatch"),
     }
 }
 

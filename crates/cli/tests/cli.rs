@@ -278,6 +278,8 @@ fn against_a_daemon() {
     import_busybox(&d, "bb:test");
     run_flows(&d);
     detached_lifecycle(&d);
+    more_container_verbs(&d);
+    images_and_system(&d);
     listings(&d);
     networks_and_volumes(&d);
     if Path::new(REGISTRY).exists() {
@@ -397,6 +399,79 @@ fn detached_lifecycle(d: &Daemon) {
     let out = d.berth(&["rm", "web"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("Error response from daemon: "));
+}
+
+fn more_container_verbs(d: &Daemon) {
+    assert_eq!(
+        d.ok(&["run", "--rm", "-t", "bb:test", "echo", "hi"]),
+        "hi\r\n"
+    );
+    let out = d.berth(&["run", "-it", "--rm", "bb:test", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a TTY"));
+    d.ok(&[
+        "create",
+        "--name",
+        "c1",
+        "bb:test",
+        "sh",
+        "-c",
+        "echo from-c1; exit 2",
+    ]);
+    let out = d.berth(&["start", "-a", "c1"]);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(2), "from-c1\n")
+    );
+    assert_eq!(d.ok(&["wait", "c1"]), "2\n");
+    assert_eq!(d.ok(&["logs", "--tail", "1", "c1"]), "from-c1\n");
+    d.ok(&["rm", "c1"]);
+    d.ok(&["run", "-d", "--name", "c2", "bb:test", "sleep", "300"]);
+    d.ok(&["exec", "-d", "c2", "touch", "/tmp/made"]);
+    assert!(eventually(Duration::from_secs(10), || d
+        .berth(&["exec", "c2", "test", "-e", "/tmp/made"])
+        .status
+        .success()));
+    assert!(d.ok(&["top", "c2"]).contains("sleep 300"));
+    d.ok(&["pause", "c2"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "c2"]),
+        "paused\n"
+    );
+    d.ok(&["unpause", "c2"]);
+    d.ok(&["rename", "c2", "c3"]);
+    assert_eq!(d.ok(&["kill", "c3"]), "c3\n");
+    assert_eq!(d.ok(&["wait", "c3"]), "137\n");
+    d.ok(&["rm", "c3"]);
+}
+
+fn images_and_system(d: &Daemon) {
+    assert_eq!(d.ok(&["inspect", "-f", "{{.Os}}", "bb:test"]), "linux\n");
+    let archive = d.home().join("bb.tar");
+    let archive = archive.to_str().expect("utf-8 path");
+    d.ok(&["save", "-o", archive, "bb:test"]);
+    d.ok(&["tag", "bb:test", "bb:copy"]);
+    assert_eq!(d.ok(&["rmi", "bb:copy"]), "Untagged: bb:copy\n");
+    assert!(d.ok(&["load", "-i", archive]).contains("bb:test"));
+    assert!(!d
+        .ok(&["version", "--format", "{{.Server.ApiVersion}}"])
+        .trim()
+        .is_empty());
+    assert_eq!(d.ok(&["info", "--format", "{{.Images}}"]), "1\n");
+    let events = d.ok(&[
+        "events",
+        "--since",
+        "5m",
+        "--until",
+        "0s",
+        "--filter",
+        "type=container",
+    ]);
+    assert!(events.contains(" container create "), "{events}");
+    assert!(d.ok(&["system", "df"]).starts_with("TYPE"));
 }
 
 fn listings(d: &Daemon) {

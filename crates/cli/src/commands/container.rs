@@ -52,6 +52,9 @@ pub async fn run(client: &Client, a: RunArgs) -> Result<()> {
         .args
         .split_first()
         .ok_or_else(|| anyhow!("run needs an image"))?;
+    if !a.detach {
+        check_tty(a.opts.tty, a.opts.interactive)?;
+    }
     let body = create_body(&a.opts, image, cmd, a.detach)?;
     let id = create_pulling(client, a.opts.name.as_deref(), image, body).await?;
     if a.detach {
@@ -125,6 +128,16 @@ fn start_failure(e: anyhow::Error) -> anyhow::Error {
     };
     eprintln!("{d}");
     Exit(code).into()
+}
+
+/// `-it` needs a terminal on stdin, as docker says.
+fn check_tty(tty: bool, interactive: bool) -> Result<()> {
+    if tty && interactive && !terminal::is_tty(0) {
+        return Err(anyhow!(
+            "the input device is not a TTY: drop -t, or run from a terminal"
+        ));
+    }
+    Ok(())
 }
 
 fn exit_with(code: i64) -> Result<()> {
@@ -567,6 +580,9 @@ pub async fn exec(client: &Client, a: ExecArgs) -> Result<()> {
         .args
         .split_first()
         .ok_or_else(|| anyhow!("exec needs a container and a command"))?;
+    if !a.detach {
+        check_tty(a.tty, a.interactive)?;
+    }
     let body = exec_body(&a, cmd)?;
     let created: Value = client
         .json(
