@@ -62,21 +62,26 @@ pub async fn run(client: &Client, a: RunArgs) -> Result<()> {
         println!("{id}");
         return Ok(());
     }
-    let tty = a.opts.tty;
-    let stdin = a.opts.interactive;
+    let condition = if a.opts.rm { "removed" } else { "next-exit" };
+    attach_and_start(client, &id, a.opts.tty, a.opts.interactive, condition).await
+}
+
+/// Docker's attached start: hijack attach, ask to wait (before the start, so the exit cannot
+/// be missed), start, stream until the container closes its output, exit with its code.
+async fn attach_and_start(
+    client: &Client,
+    id: &str,
+    tty: bool,
+    stdin: bool,
+    condition: &str,
+) -> Result<()> {
     let attach = format!(
         "/containers/{id}/attach?stream=1&stdin={}&stdout=1&stderr=1",
         u8::from(stdin)
     );
     let io = client.hijack(&attach, Body::Empty).await?;
-    let condition = if a.opts.rm { "removed" } else { "next-exit" };
-    let wait = client
-        .stream(
-            Method::POST,
-            &format!("/containers/{id}/wait?condition={condition}"),
-            Body::Empty,
-        )
-        .await?;
+    let wait_path = format!("/containers/{id}/wait?condition={condition}");
+    let wait = client.stream(Method::POST, &wait_path, Body::Empty).await?;
     let raw = (tty && stdin && terminal::is_tty(0))
         .then(RawMode::enter)
         .transpose()?;
@@ -87,7 +92,7 @@ pub async fn run(client: &Client, a: RunArgs) -> Result<()> {
     if tty {
         terminal::follow_size(client.clone(), format!("/containers/{id}/resize"));
     } else {
-        terminal::proxy_signals(client.clone(), id.clone());
+        terminal::proxy_signals(client.clone(), id.to_owned());
     }
     let pumped = terminal::pump(io, tty, stdin).await;
     let code = wait_status(wait).await;
@@ -228,27 +233,7 @@ pub async fn start(client: &Client, a: StartArgs) -> Result<()> {
     let info: Value = client.get(&format!("/containers/{c}/json")).await?;
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let stdin = a.interactive && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
-    let path = format!(
-        "/containers/{c}/attach?stream=1&stdin={}&stdout=1&stderr=1",
-        u8::from(stdin)
-    );
-    let io = client.hijack(&path, Body::Empty).await?;
-    let wait = client
-        .stream(
-            Method::POST,
-            &format!("/containers/{c}/wait?condition=next-exit"),
-            Body::Empty,
-        )
-        .await?;
-    let raw = (tty && stdin && terminal::is_tty(0))
-        .then(RawMode::enter)
-        .transpose()?;
-    client.post(&format!("/containers/{c}/start")).await?;
-    let pumped = terminal::pump(io, tty, stdin).await;
-    let code = wait_status(wait).await;
-    drop(raw);
-    pumped?;
-    exit_with(code?)
+    attach_and_start(client, c, tty, stdin, "next-exit").await
 }
 
 #[derive(Args, Debug)]
