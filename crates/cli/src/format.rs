@@ -102,11 +102,19 @@ pub fn tabify(lines: &[String]) -> String {
     out
 }
 
-/// The text of a value as a template prints it: strings bare, null as `<no value>`.
+/// The text of a value as a Go template prints it: strings bare, lists as `[a b]`, objects as
+/// `map[k:v]` (keys sorted), null as `<no value>`.
 pub fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "<no value>".into(),
+        Value::Array(a) => format!("[{}]", a.iter().map(text).collect::<Vec<_>>().join(" ")),
+        Value::Object(m) => {
+            let mut pairs: Vec<String> =
+                m.iter().map(|(k, v)| format!("{k}:{}", text(v))).collect();
+            pairs.sort();
+            format!("map[{}]", pairs.join(" "))
+        }
         other => other.to_string(),
     }
 }
@@ -499,6 +507,10 @@ mod tests {
             "2 WEB"
         );
         assert_eq!(render("{{.Missing}}", &v).unwrap(), "<no value>");
+        assert_eq!(
+            render("{{.List}} {{.Config.Labels}}", &v).unwrap(),
+            "[1 2] map[a.b:c]"
+        );
         assert_eq!(render("a\\tb", &v).unwrap(), "a\tb");
         assert!(render("{{.Names", &v).is_err());
         assert!(render("{{Names}}", &v).is_err());
