@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod daemon;
 mod format;
+mod groups;
 mod progress;
 mod stdcopy;
 mod terminal;
@@ -30,7 +31,7 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Cmd {
+pub(crate) enum Cmd {
     /// Create and run a new container from an image
     #[command(disable_help_flag = true)]
     Run(ctr::RunArgs),
@@ -104,6 +105,12 @@ enum Cmd {
     Login(img::LoginArgs),
     /// Log out from a registry
     Logout { server: Option<String> },
+    /// Manage containers
+    #[command(subcommand)]
+    Container(groups::ContainerCmd),
+    /// Manage images
+    #[command(subcommand)]
+    Image(groups::ImageCmd),
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCmd),
@@ -139,7 +146,12 @@ enum Cmd {
 fn main() {
     default_sigpipe();
     let cli = Cli::parse();
-    let is_run = matches!(cli.cmd, Cmd::Run(_) | Cmd::Create(_));
+    let is_run = matches!(
+        cli.cmd,
+        Cmd::Run(_)
+            | Cmd::Create(_)
+            | Cmd::Container(groups::ContainerCmd::Run(_) | groups::ContainerCmd::Create(_))
+    );
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -180,8 +192,24 @@ fn report(e: &anyhow::Error, is_run: bool) -> i32 {
 
 async fn dispatch(cli: Cli) -> Result<()> {
     let client = Client::new(&cli.host)?;
-    let c = &client;
-    match cli.cmd {
+    let cmd = match cli.cmd {
+        Cmd::Container(g) => g.resolve(),
+        Cmd::Image(g) => g.resolve(),
+        other => groups::Resolved::Cmd(Box::new(other)),
+    };
+    match cmd {
+        groups::Resolved::Cmd(cmd) => Box::pin(run_cmd(&client, *cmd)).await,
+        groups::Resolved::PruneContainers { force, filter } => {
+            commands::prune_containers(&client, force, &filter).await
+        }
+        groups::Resolved::PruneImages { all, force, filter } => {
+            commands::prune_images(&client, all, force, &filter).await
+        }
+    }
+}
+
+async fn run_cmd(c: &Client, cmd: Cmd) -> Result<()> {
+    match cmd {
         Cmd::Run(a) => ctr::run(c, a).await,
         Cmd::Create(a) => ctr::create(c, a).await,
         Cmd::Start(a) => ctr::start(c, a).await,
@@ -224,6 +252,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Daemon(a) => daemon::run(a).await,
+        Cmd::Container(_) | Cmd::Image(_) => Err(anyhow::anyhow!(
+            "a management command was not resolved: this is a bug in berth"
+        )),
     }
 }
 
@@ -254,5 +285,11 @@ mod tests {
         };
         assert_eq!(e.args, ["c1", "ls", "-l"]);
         assert!(e.interactive && e.tty);
+        let cli = Cli::try_parse_from(["berth", "container", "ls", "-a"]).unwrap();
+        assert!(matches!(
+            cli.cmd,
+            Cmd::Container(groups::ContainerCmd::Ls(_))
+        ));
+        assert!(Cli::try_parse_from(["berth", "image", "rm", "x"]).is_ok());
     }
 }

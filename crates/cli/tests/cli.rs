@@ -494,6 +494,23 @@ fn listings(d: &Daemon) {
         "bb:test\n"
     );
     assert_eq!(d.ok(&["images", "-q"]).trim().len(), 12);
+    assert_eq!(d.ok(&["image", "ls", "--format", "{{.Tag}}"]), "test\n");
+    d.ok(&[
+        "container",
+        "create",
+        "--name",
+        "stopped",
+        "bb:test",
+        "true",
+    ]);
+    assert_eq!(
+        d.ok(&["container", "ls", "-a", "--format", "{{.Names}}"]),
+        "stopped\n"
+    );
+    assert!(d
+        .ok(&["container", "prune", "-f"])
+        .starts_with("Deleted Containers:"));
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
 }
 
 fn networks_and_volumes(d: &Daemon) {

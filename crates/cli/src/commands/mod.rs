@@ -84,7 +84,9 @@ pub async fn prune(client: &Client, kind: &str, filters: &[String], key: &str) -
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     if !gone.is_empty() {
-        println!("Deleted {kind}:");
+        let mut title = kind.to_owned();
+        title[..1].make_ascii_uppercase();
+        println!("Deleted {title}:");
         for g in gone {
             println!("{g}");
         }
@@ -96,6 +98,64 @@ pub async fn prune(client: &Client, kind: &str, filters: &[String], key: &str) -
             crate::format::human_size(space)
         );
     }
+    Ok(())
+}
+
+/// `container prune`.
+pub async fn prune_containers(client: &Client, force: bool, filter: &[String]) -> Result<()> {
+    if !confirm(force, "This will remove all stopped containers.") {
+        return Ok(());
+    }
+    prune(client, "containers", filter, "ContainersDeleted").await
+}
+
+/// `image prune`.
+pub async fn prune_images(
+    client: &Client,
+    all: bool,
+    force: bool,
+    filter: &[String],
+) -> Result<()> {
+    let warning = if all {
+        "This will remove all images without at least one container associated to them."
+    } else {
+        "This will remove all dangling images."
+    };
+    if !confirm(force, warning) {
+        return Ok(());
+    }
+    images_prune(client, all, filter).await
+}
+
+/// Prunes images (dangling ones unless `all`) and prints what went.
+pub async fn images_prune(client: &Client, all: bool, filter: &[String]) -> Result<()> {
+    let mut filter = filter.to_vec();
+    filter.push(
+        if all {
+            "dangling=false"
+        } else {
+            "dangling=true"
+        }
+        .to_owned(),
+    );
+    let q = query(&[("filters", filters_json(&filter)?)]);
+    let res: Value = client
+        .json(
+            hyper::Method::POST,
+            &format!("/images/prune{q}"),
+            crate::client::Body::Empty,
+        )
+        .await?;
+    for d in res["ImagesDeleted"].as_array().into_iter().flatten() {
+        for (k, v) in d.as_object().into_iter().flatten() {
+            println!("{k}: {}", crate::format::text(v));
+        }
+    }
+    let space = res["SpaceReclaimed"].as_f64().unwrap_or(0.0);
+    println!(
+        "Total reclaimed space: {}",
+        crate::format::human_size(space)
+    );
     Ok(())
 }
 

@@ -337,25 +337,7 @@ async fn system_prune(client: &Client, all: bool, force: bool, volumes: bool) ->
     if volumes {
         prune(client, "volumes", &[], "VolumesDeleted").await?;
     }
-    let dangling = if all {
-        "dangling=false"
-    } else {
-        "dangling=true"
-    };
-    let q = query(&[("filters", filters_json(&[dangling.to_owned()])?)]);
-    let res: Value = client
-        .json(Method::POST, &format!("/images/prune{q}"), Body::Empty)
-        .await?;
-    for d in res["ImagesDeleted"].as_array().into_iter().flatten() {
-        for (k, v) in d.as_object().into_iter().flatten() {
-            println!("{k}: {}", format::text(v));
-        }
-    }
-    println!(
-        "Total reclaimed space (images): {}",
-        human_size(res["SpaceReclaimed"].as_f64().unwrap_or(0.0))
-    );
-    Ok(())
+    super::images_prune(client, all, &[]).await
 }
 
 #[derive(Args, Debug)]
