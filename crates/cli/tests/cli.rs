@@ -88,13 +88,17 @@ fn start_daemon() -> Option<Daemon> {
     let d = dir.path();
     let socket = d.join("d.sock");
     std::fs::create_dir(d.join("home")).expect("home");
+    // Its own (empty) configuration: the host's /etc/docker/daemon.json does not apply.
+    std::fs::write(d.join("daemon.json"), "{}").expect("daemon.json");
     let script = format!(
         "ip link set lo up && {registry}exec dockerd --data-root {root} --exec-root {exec} -H unix://{sock} \
-         --pidfile {pid} --bridge none --iptables=false --ip6tables=false",
+         --pidfile {pid} --bridge none --iptables=false --ip6tables=false \
+         --config-file {config}",
         root = d.join("root").display(),
         exec = d.join("exec").display(),
         sock = socket.display(),
         pid = d.join("d.pid").display(),
+        config = d.join("daemon.json").display(),
         registry = registry_script(d),
     );
     let log = std::fs::File::create(d.join("log")).expect("log file");
@@ -112,12 +116,12 @@ fn start_daemon() -> Option<Daemon> {
         .stderr(log)
         .spawn()
         .expect("start dockerd");
-    let daemon = Daemon {
+    let mut daemon = Daemon {
         dir: Some(dir),
         socket,
         child,
     };
-    wait_for_ping(&daemon.socket, Duration::from_secs(60));
+    daemon.wait_ready(Duration::from_secs(60));
     Some(daemon)
 }
 
@@ -142,19 +146,30 @@ fn registry_script(dir: &Path) -> String {
 
 const REGISTRY: &str = "/usr/bin/docker-registry";
 
-/// Polls `GET /_ping` until the daemon answers OK, within `limit`.
-fn wait_for_ping(socket: &Path, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if ping(socket) {
-            return;
+impl Daemon {
+    /// Polls `GET /_ping` until the daemon answers OK, within `limit`; fails at once, with its
+    /// log, if it exits.
+    fn wait_ready(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if ping(&self.socket) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = self.dir.as_ref().map(|d| d.path().join("log"));
+                let log = log.and_then(|l| std::fs::read_to_string(l).ok());
+                panic!(
+                    "the daemon exited ({status}) before answering /_ping:\n{}",
+                    log.unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        panic!(
+            "the daemon did not answer /_ping on {} within {limit:?}",
+            self.socket.display()
+        );
     }
-    panic!(
-        "the daemon did not answer /_ping on {} within {limit:?}",
-        socket.display()
-    );
 }
 
 /// One HTTP/1.0 request written by hand: the test's readiness probe only.
