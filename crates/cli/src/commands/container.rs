@@ -55,7 +55,11 @@ pub async fn run(client: &Client, a: RunArgs) -> Result<()> {
     if !a.detach {
         check_tty(a.opts.tty, a.opts.interactive)?;
     }
-    let body = create_body(&a.opts, image, cmd, a.detach)?;
+    let mut body = create_body(&a.opts, image, cmd, a.detach)?;
+    if let Some((h, w)) = a.opts.tty.then(terminal::size).flatten() {
+        // The initial size (API 1.42+; older daemons ignore it and get a resize after start).
+        body["HostConfig"]["ConsoleSize"] = json!([h, w]);
+    }
     let id = create_pulling(client, a.opts.name.as_deref(), image, body).await?;
     if a.detach {
         client.post(&format!("/containers/{id}/start")).await?;
@@ -737,6 +741,9 @@ pub async fn stats(client: &Client, a: StatsArgs) -> Result<()> {
             ("BLOCK I/O", "BlockIO"),
             ("PIDS", "PIDs"),
         ];
+        if !a.no_stream && terminal::is_tty(1) {
+            print!("\x1b[2J\x1b[H");
+        }
         print_rows(&format, &columns, &rows)?;
         if a.no_stream {
             return Ok(());
