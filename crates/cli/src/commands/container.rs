@@ -717,30 +717,18 @@ pub async fn stats(client: &Client, a: StatsArgs) -> Result<()> {
         a.containers.clone()
     };
     let format = Format::parse(a.format.as_deref());
+    let columns = [
+        ("CONTAINER ID", "ID"),
+        ("NAME", "Name"),
+        ("CPU %", "CPUPerc"),
+        ("MEM USAGE / LIMIT", "MemUsage"),
+        ("MEM %", "MemPerc"),
+        ("NET I/O", "NetIO"),
+        ("BLOCK I/O", "BlockIO"),
+        ("PIDS", "PIDs"),
+    ];
     loop {
-        let mut rows = Vec::new();
-        for c in &names {
-            let res = client
-                .stream(
-                    Method::GET,
-                    &format!("/containers/{c}/stats?stream=0"),
-                    Body::Empty,
-                )
-                .await?;
-            if let Some(s) = JsonLines::new(res).next().await? {
-                rows.push(stats_row(c, &s));
-            }
-        }
-        let columns = [
-            ("CONTAINER ID", "ID"),
-            ("NAME", "Name"),
-            ("CPU %", "CPUPerc"),
-            ("MEM USAGE / LIMIT", "MemUsage"),
-            ("MEM %", "MemPerc"),
-            ("NET I/O", "NetIO"),
-            ("BLOCK I/O", "BlockIO"),
-            ("PIDS", "PIDs"),
-        ];
+        let rows = stats_sample(client, &names).await?;
         if !a.no_stream && terminal::is_tty(1) {
             print!("\x1b[2J\x1b[H");
         }
@@ -750,6 +738,19 @@ pub async fn stats(client: &Client, a: StatsArgs) -> Result<()> {
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
+}
+
+/// One stats row per container, from one sample each.
+async fn stats_sample(client: &Client, names: &[String]) -> Result<Vec<Value>> {
+    let mut rows = Vec::new();
+    for c in names {
+        let path = format!("/containers/{c}/stats?stream=0");
+        let res = client.stream(Method::GET, &path, Body::Empty).await?;
+        if let Some(s) = JsonLines::new(res).next().await? {
+            rows.push(stats_row(c, &s));
+        }
+    }
+    Ok(rows)
 }
 
 /// One `stats` row from the API's stats object, computed as docker does.

@@ -267,56 +267,64 @@ pub async fn system(client: &Client, cmd: SystemCmd) -> Result<()> {
 
 async fn df(client: &Client) -> Result<()> {
     let d: Value = client.get("/system/df").await?;
-    let list = |k: &str| d[k].as_array().cloned().unwrap_or_default();
-    let images = list("Images");
-    let containers = list("Containers");
-    let volumes = list("Volumes");
-    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
-    let img_size: f64 = images.iter().map(|i| f(i, "Size")).sum();
-    let img_active = images.iter().filter(|i| f(i, "Containers") > 0.0).count();
-    let img_used: f64 = images
-        .iter()
-        .filter(|i| f(i, "Containers") > 0.0)
-        .map(|i| f(i, "Size"))
-        .sum();
-    let c_size: f64 = containers.iter().map(|c| f(c, "SizeRw")).sum();
-    let c_active = containers
-        .iter()
-        .filter(|c| c["State"] == "running")
-        .count();
-    let v_size: f64 = volumes
-        .iter()
-        .map(|v| f(&v["UsageData"], "Size").max(0.0))
-        .sum();
-    let v_active = volumes
-        .iter()
-        .filter(|v| f(&v["UsageData"], "RefCount") > 0.0)
-        .count();
-    let row = |kind: &str, total: usize, active: usize, size: f64, reclaim: f64| {
-        vec![
-            kind.to_owned(),
-            total.to_string(),
-            active.to_string(),
-            human_size(size),
-            human_size(reclaim),
-        ]
-    };
-    let rows = vec![
-        row(
-            "Images",
-            images.len(),
-            img_active,
-            img_size,
-            img_size - img_used,
-        ),
-        row("Containers", containers.len(), c_active, c_size, c_size),
-        row("Local Volumes", volumes.len(), v_active, v_size, v_size),
-    ];
     let header = ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
         .map(String::from)
         .to_vec();
-    print!("{}", format::table(header, rows));
+    print!("{}", format::table(header, df_rows(&d)));
     Ok(())
+}
+
+/// An object's size and whether it is in use.
+type Measure = fn(&Value) -> (f64, bool);
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(0.0).max(0.0)
+}
+
+fn image_use(i: &Value) -> (f64, bool) {
+    (num(&i["Size"]), num(&i["Containers"]) > 0.0)
+}
+
+fn container_use(c: &Value) -> (f64, bool) {
+    (num(&c["SizeRw"]), c["State"] == "running")
+}
+
+fn volume_use(v: &Value) -> (f64, bool) {
+    (
+        num(&v["UsageData"]["Size"]),
+        num(&v["UsageData"]["RefCount"]) > 0.0,
+    )
+}
+
+/// The rows of `system df` from `/system/df`: per kind, how many, how many in use, their
+/// size and what removing the unused would free.
+fn df_rows(d: &Value) -> Vec<Vec<String>> {
+    let kinds: [(&str, &str, Measure); 3] = [
+        ("Images", "Images", image_use),
+        ("Containers", "Containers", container_use),
+        ("Local Volumes", "Volumes", volume_use),
+    ];
+    kinds
+        .iter()
+        .map(|(label, key, measure)| {
+            let items: Vec<(f64, bool)> = d[*key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(*measure)
+                .collect();
+            let size: f64 = items.iter().map(|(s, _)| s).sum();
+            let unused: f64 = items.iter().filter(|(_, used)| !used).map(|(s, _)| s).sum();
+            let active = items.iter().filter(|(_, used)| *used).count();
+            vec![
+                label.to_string(),
+                items.len().to_string(),
+                active.to_string(),
+                human_size(size),
+                human_size(unused),
+            ]
+        })
+        .collect()
 }
 
 async fn system_prune(client: &Client, all: bool, force: bool, volumes: bool) -> Result<()> {
@@ -413,6 +421,17 @@ mod tests {
             event_line(&ev),
             "1970-01-02T00:00:00.000000001Z container start abc (name=web)"
         );
+    }
+
+    #[test]
+    fn disk_usage() {
+        let d = json!({"Images": [{"Size": 2000, "Containers": 1}, {"Size": 3000, "Containers": 0}],
+                       "Containers": [{"SizeRw": 10, "State": "running"}, {"SizeRw": 5, "State": "exited"}],
+                       "Volumes": [{"UsageData": {"Size": -1, "RefCount": 0}}]});
+        let rows = df_rows(&d);
+        assert_eq!(rows[0], ["Images", "2", "1", "5kB", "3kB"]);
+        assert_eq!(rows[1], ["Containers", "2", "1", "15B", "5B"]);
+        assert_eq!(rows[2], ["Local Volumes", "1", "0", "0B", "0B"]);
     }
 
     #[test]
