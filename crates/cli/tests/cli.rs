@@ -528,6 +528,66 @@ fn listings(d: &Daemon) {
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 }
 
+/// run's flags as the daemon recorded them, and a named volume that outlives its container.
+fn flags_reach_the_daemon(d: &Daemon) {
+    let run = [
+        "run",
+        "-d",
+        "--name",
+        "flags",
+        "--network",
+        "n1",
+        "--network-alias",
+        "al",
+        "-p",
+        "127.0.0.1:8080:80",
+        "-v",
+        "vol1:/data",
+        "--memory",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        "-l",
+        "k=v",
+        "--restart",
+        "on-failure:2",
+        "--cap-drop",
+        "ALL",
+        "--read-only",
+        "bb:test",
+        "sh",
+        "-c",
+        "echo kept > /data/f; exec sleep 300",
+    ];
+    d.ok(&run);
+    assert_eq!(
+        d.ok(&["ps", "--format", "{{.Ports}} {{.Labels}}"]),
+        "127.0.0.1:8080->80/tcp k=v\n"
+    );
+    let template = "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} \
+        {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}} \
+        {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}} {{index .NetworkSettings.Networks.n1.Aliases 0}}";
+    assert_eq!(
+        d.ok(&["inspect", "-f", template, "flags"]),
+        "67108864 500000000 50 on-failure:2 true [ALL] al\n"
+    );
+    let out = d.berth(&["exec", "flags", "touch", "/x"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"));
+    assert!(eventually(Duration::from_secs(10), || {
+        d.berth(&["exec", "flags", "test", "-e", "/data/f"])
+            .status
+            .success()
+    }));
+    d.ok(&["rm", "-f", "flags"]);
+    assert_eq!(
+        d.ok(&["run", "--rm", "-v", "vol1:/v:ro", "bb:test", "cat", "/v/f"]),
+        "kept\n"
+    );
+    assert_eq!(d.ok(&["volume", "rm", "vol1"]), "vol1\n");
+}
+
 fn networks_and_volumes(d: &Daemon) {
     let id = d.ok(&["network", "create", "--subnet", "10.231.0.0/24", "n1"]);
     assert_eq!(id.trim().len(), 64);
@@ -537,6 +597,7 @@ fn networks_and_volumes(d: &Daemon) {
         .any(|l| l == "n1"));
     let ipam = d.ok(&["network", "inspect", "-f", "{{json .IPAM.Config}}", "n1"]);
     assert!(ipam.contains("10.231.0.0/24"), "{ipam}");
+    flags_reach_the_daemon(d);
     assert_eq!(d.ok(&["network", "rm", "n1"]), "n1\n");
     assert!(!d.ok(&["network", "ls"]).contains(" n1 "));
     assert_eq!(d.ok(&["volume", "create", "v1"]), "v1\n");
