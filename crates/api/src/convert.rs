@@ -73,6 +73,9 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
         restart,
         stop_signal: body.stop_signal.filter(|s| !s.is_empty()),
         stop_timeout: body.stop_timeout.map(|t| t.max(0) as u32),
+        tty: body.tty.unwrap_or(false),
+        open_stdin: body.open_stdin.unwrap_or(false),
+        stdin_once: body.stdin_once.unwrap_or(false),
         ..Default::default()
     })
 }
@@ -298,8 +301,9 @@ pub fn inspect(engine: &Engine, c: &Container) -> serde_json::Value {
             labels: Some(c.config.labels.clone().into_iter().collect()),
             stop_signal: c.config.stop_signal.clone(),
             stop_timeout: c.config.stop_timeout.map(i64::from),
-            tty: Some(false),
-            open_stdin: Some(false),
+            tty: Some(c.config.tty),
+            open_stdin: Some(c.config.open_stdin),
+            stdin_once: Some(c.config.stdin_once),
             ..Default::default()
         }),
         network_settings: Some(NetworkSettings {

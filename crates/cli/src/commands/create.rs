@@ -1,0 +1,542 @@
+//! `run`/`create` flags and their mapping to the API's create body (Config, HostConfig,
+//! NetworkingConfig), as the docker CLI maps them.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use serde_json::{json, Map, Value};
+
+/// The flags `run` and `create` share.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ContainerOpts {
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Set environment variables
+    #[arg(short, long = "env", value_name = "VAR=VALUE")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long)]
+    pub env_file: Vec<PathBuf>,
+    /// Publish a container's port(s) to the host
+    #[arg(short, long, value_name = "[IP:][HOST:]CONTAINER[/PROTO]")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Bind mount a volume
+    #[arg(short, long, value_name = "[SRC:]DST[:OPTS]")]
+    pub volume: Vec<String>,
+    /// Connect a container to a network
+    #[arg(long, alias = "net")]
+    pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long)]
+    pub network_alias: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Set meta data on a container
+    #[arg(short, long)]
+    pub label: Vec<String>,
+    /// Memory limit (e.g. 64m, 1g)
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy (no, always, unless-stopped, on-failure[:max-retries])
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Mount the container's root filesystem as read only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Add Linux capabilities
+    #[arg(long)]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long)]
+    pub cap_drop: Vec<String>,
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+/// The create body for `image` and `cmd`; `detach` is run's -d (create is detached).
+pub fn create_body(o: &ContainerOpts, image: &str, cmd: &[String], detach: bool) -> Result<Value> {
+    let (exposed, bindings) = port_bindings(&o.publish)?;
+    let (binds, anon) = volumes(&o.volume)?;
+    let attach_stdin = o.interactive && !detach;
+    let mut config = json!({
+        "Image": image,
+        "Tty": o.tty,
+        "OpenStdin": o.interactive,
+        "StdinOnce": attach_stdin,
+        "AttachStdin": attach_stdin,
+        "AttachStdout": !detach,
+        "AttachStderr": !detach,
+        "Env": env(&o.env, &o.env_file)?,
+        "Labels": labels(&o.label)?,
+    });
+    set(&mut config, "Cmd", (!cmd.is_empty()).then(|| json!(cmd)));
+    set(
+        &mut config,
+        "Entrypoint",
+        o.entrypoint.as_ref().map(|e| json!([e])),
+    );
+    set(
+        &mut config,
+        "Hostname",
+        o.hostname.as_ref().map(|h| json!(h)),
+    );
+    set(&mut config, "User", o.user.as_ref().map(|u| json!(u)));
+    set(
+        &mut config,
+        "WorkingDir",
+        o.workdir.as_ref().map(|w| json!(w)),
+    );
+    set(
+        &mut config,
+        "ExposedPorts",
+        (!exposed.is_empty()).then_some(Value::Object(exposed)),
+    );
+    set(
+        &mut config,
+        "Volumes",
+        (!anon.is_empty()).then_some(Value::Object(anon)),
+    );
+    config["HostConfig"] = host_config(o, binds, bindings)?;
+    if let Some(net) = &o.network {
+        if !o.network_alias.is_empty() {
+            config["NetworkingConfig"] =
+                json!({"EndpointsConfig": {net: {"Aliases": o.network_alias}}});
+        }
+    }
+    Ok(config)
+}
+
+fn host_config(
+    o: &ContainerOpts,
+    binds: Vec<String>,
+    bindings: Map<String, Value>,
+) -> Result<Value> {
+    let mut hc = json!({
+        "Binds": binds,
+        "PortBindings": bindings,
+        "PublishAllPorts": o.publish_all,
+        "NetworkMode": o.network.clone().unwrap_or_else(|| "default".into()),
+        "AutoRemove": o.rm,
+        "Privileged": o.privileged,
+        "ReadonlyRootfs": o.read_only,
+        "CapAdd": o.cap_add,
+        "CapDrop": o.cap_drop,
+        "RestartPolicy": restart_policy(o.restart.as_deref())?,
+    });
+    set(&mut hc, "Init", o.init.then_some(json!(true)));
+    set(
+        &mut hc,
+        "Memory",
+        o.memory
+            .as_deref()
+            .map(ram_bytes)
+            .transpose()?
+            .map(|m| json!(m)),
+    );
+    set(
+        &mut hc,
+        "NanoCpus",
+        o.cpus
+            .as_deref()
+            .map(nano_cpus)
+            .transpose()?
+            .map(|n| json!(n)),
+    );
+    set(&mut hc, "PidsLimit", o.pids_limit.map(|p| json!(p)));
+    if o.rm && o.restart.as_deref().is_some_and(|r| r != "no") {
+        bail!("conflicting options: cannot specify both --restart and --rm");
+    }
+    Ok(hc)
+}
+
+fn set(obj: &mut Value, key: &str, v: Option<Value>) {
+    if let Some(v) = v {
+        obj[key] = v;
+    }
+}
+
+/// `-e` and `--env-file` entries; `VAR` alone takes the local value, and is left out when unset.
+pub fn env(flags: &[String], files: &[PathBuf]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read env file {}", f.display()))?;
+        let lines = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'));
+        out.extend(lines.filter_map(env_entry));
+    }
+    out.extend(flags.iter().filter_map(|e| env_entry(e)));
+    Ok(out)
+}
+
+fn env_entry(e: &str) -> Option<String> {
+    if e.contains('=') {
+        return Some(e.to_owned());
+    }
+    std::env::var(e).ok().map(|v| format!("{e}={v}"))
+}
+
+fn labels(flags: &[String]) -> Result<Map<String, Value>> {
+    let mut m = Map::new();
+    for l in flags {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        if k.is_empty() {
+            bail!("bad label {l:?}: use --label key=value");
+        }
+        m.insert(k.to_owned(), json!(v));
+    }
+    Ok(m)
+}
+
+/// `-p` specs as Config.ExposedPorts and HostConfig.PortBindings.
+pub fn port_bindings(specs: &[String]) -> Result<(Map<String, Value>, Map<String, Value>)> {
+    let mut exposed = Map::new();
+    let mut bindings = Map::new();
+    for spec in specs {
+        for (port, binding) in parse_publish(spec)? {
+            exposed.insert(port.clone(), json!({}));
+            let list = bindings.entry(port).or_insert_with(|| json!([]));
+            if let Value::Array(a) = list {
+                a.push(binding);
+            }
+        }
+    }
+    Ok((exposed, bindings))
+}
+
+/// One `-p` spec: `[IP:][HOST:]CONTAINER[/PROTO]`, ports or equal-sized ranges.
+fn parse_publish(spec: &str) -> Result<Vec<(String, Value)>> {
+    let bad = || anyhow!("invalid port spec {spec:?}: use [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]");
+    let (rest, proto) = match spec.rsplit_once('/') {
+        Some((r, p)) if ["tcp", "udp", "sctp"].contains(&p) => (r, p),
+        Some(_) => return Err(bad()),
+        None => (spec, "tcp"),
+    };
+    let (ip, rest) = split_ip(rest);
+    let (host, container) = match rest.rsplit_once(':') {
+        Some((h, c)) => (h, c),
+        None => ("", rest),
+    };
+    if host.contains(':') {
+        return Err(bad());
+    }
+    let cports = port_range(container).ok_or_else(bad)?;
+    let hports = if host.is_empty() {
+        None
+    } else {
+        Some(port_range(host).ok_or_else(bad)?)
+    };
+    if let Some(h) = &hports {
+        if h.len() != cports.len() && h.len() != 1 {
+            bail!("invalid port spec {spec:?}: host and container ranges differ in size");
+        }
+    }
+    Ok(cports
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let hp = match &hports {
+                Some(h) if h.len() == 1 => h[0].to_string(),
+                Some(h) => h[i].to_string(),
+                None => String::new(),
+            };
+            (
+                format!("{c}/{proto}"),
+                json!({"HostIp": ip, "HostPort": hp}),
+            )
+        })
+        .collect())
+}
+
+/// Splits a leading `IP:` (IPv6 in brackets) from a port spec.
+fn split_ip(s: &str) -> (String, &str) {
+    if let Some(rest) = s.strip_prefix('[') {
+        if let Some((ip, tail)) = rest.split_once("]:") {
+            return (ip.to_owned(), tail);
+        }
+    }
+    if s.matches(':').count() == 2 {
+        let (ip, tail) = s.split_once(':').unwrap_or(("", s));
+        return (ip.to_owned(), tail);
+    }
+    (String::new(), s)
+}
+
+fn port_range(s: &str) -> Option<Vec<u16>> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let (a, b): (u16, u16) = (a.parse().ok()?, b.parse().ok()?);
+    (a > 0 && a <= b).then(|| (a..=b).collect())
+}
+
+/// `-v` specs: binds and named volumes (`SRC:DST[:OPTS]`) as HostConfig.Binds, anonymous
+/// volumes (`DST`) as Config.Volumes.
+pub fn volumes(specs: &[String]) -> Result<(Vec<String>, Map<String, Value>)> {
+    let mut binds = Vec::new();
+    let mut anon = Map::new();
+    for spec in specs {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let dst = match parts.as_slice() {
+            [dst] => {
+                anon.insert((*dst).to_owned(), json!({}));
+                dst
+            }
+            [src, dst] | [src, dst, _] if !src.is_empty() => {
+                binds.push(spec.clone());
+                dst
+            }
+            _ => bail!("invalid volume spec {spec:?}: use [SOURCE:]DESTINATION[:ro]"),
+        };
+        if !dst.starts_with('/') {
+            bail!("invalid volume spec {spec:?}: the destination must be an absolute path");
+        }
+    }
+    Ok((binds, anon))
+}
+
+/// `64m`, `1g`, `512k`, `1024` (bytes), `1.5g`: binary units as docker reads them.
+pub fn ram_bytes(s: &str) -> Result<i64> {
+    let lower = s.trim().to_ascii_lowercase();
+    let t = lower.strip_suffix('b').unwrap_or(&lower);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow!("invalid size {s:?}: use a number with an optional unit, like 64m"))?;
+    if n < 0.0 {
+        bail!("invalid size {s:?}: it cannot be negative");
+    }
+    Ok((n * mult as f64) as i64)
+}
+
+/// `--cpus 1.5` as NanoCpus.
+pub fn nano_cpus(s: &str) -> Result<i64> {
+    let n: f64 = s
+        .parse()
+        .map_err(|_| anyhow!("invalid --cpus {s:?}: use a number like 1.5"))?;
+    if !(0.0..=1e6).contains(&n) {
+        bail!("invalid --cpus {s:?}: it must be positive");
+    }
+    Ok((n * 1e9).round() as i64)
+}
+
+/// `--restart` as HostConfig.RestartPolicy.
+pub fn restart_policy(s: Option<&str>) -> Result<Value> {
+    let s = s.unwrap_or("no");
+    let (name, count) = s.split_once(':').unwrap_or((s, "0"));
+    let count: i64 = count
+        .parse()
+        .map_err(|_| anyhow!("invalid restart policy {s:?}: the retry count must be a number"))?;
+    match name {
+        "no" | "always" | "unless-stopped" if count == 0 || !s.contains(':') => {}
+        "on-failure" => {}
+        _ => {
+            bail!("invalid restart policy {s:?}: use no, always, unless-stopped or on-failure[:N]")
+        }
+    }
+    let name = if name == "no" { "" } else { name };
+    Ok(json!({"Name": name, "MaximumRetryCount": count}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> ContainerOpts {
+        ContainerOpts::default()
+    }
+
+    #[test]
+    fn run_flags_map_to_docker_body() {
+        let o = ContainerOpts {
+            publish: vec!["8080:80".into()],
+            volume: vec!["/a:/b:ro".into()],
+            memory: Some("64m".into()),
+            cpus: Some("1.5".into()),
+            env: vec!["A=1".into()],
+            ..opts()
+        };
+        let b = create_body(&o, "busybox", &["echo".into(), "hi".into()], false).unwrap();
+        let hc = &b["HostConfig"];
+        assert_eq!(
+            hc["PortBindings"],
+            json!({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]})
+        );
+        assert_eq!(b["ExposedPorts"], json!({"80/tcp": {}}));
+        assert_eq!(hc["Binds"], json!(["/a:/b:ro"]));
+        assert_eq!(hc["Memory"], json!(64 * 1024 * 1024));
+        assert_eq!(hc["NanoCpus"], json!(1_500_000_000i64));
+        assert_eq!(b["Env"], json!(["A=1"]));
+        assert_eq!(b["Cmd"], json!(["echo", "hi"]));
+        assert_eq!(b["Image"], "busybox");
+        assert_eq!(b["AttachStdout"], true);
+        assert_eq!(hc["NetworkMode"], "default");
+    }
+
+    #[test]
+    fn interactive_and_detached() {
+        let o = ContainerOpts {
+            interactive: true,
+            tty: true,
+            rm: true,
+            ..opts()
+        };
+        let b = create_body(&o, "x", &[], false).unwrap();
+        assert_eq!(
+            (
+                b["OpenStdin"].clone(),
+                b["StdinOnce"].clone(),
+                b["Tty"].clone()
+            ),
+            (json!(true), json!(true), json!(true))
+        );
+        assert_eq!(b["HostConfig"]["AutoRemove"], true);
+        assert!(b.get("Cmd").is_none());
+        let d = create_body(&o, "x", &[], true).unwrap();
+        assert_eq!(d["AttachStdin"], false);
+        assert_eq!(d["StdinOnce"], false);
+    }
+
+    #[test]
+    fn other_flags() {
+        let o = ContainerOpts {
+            network: Some("net1".into()),
+            network_alias: vec!["web".into()],
+            entrypoint: Some("/bin/sh".into()),
+            label: vec!["a=b".into(), "c".into()],
+            restart: Some("on-failure:3".into()),
+            pids_limit: Some(-1),
+            cap_add: vec!["NET_ADMIN".into()],
+            init: true,
+            ..opts()
+        };
+        let b = create_body(&o, "x", &[], false).unwrap();
+        assert_eq!(
+            b["NetworkingConfig"]["EndpointsConfig"]["net1"]["Aliases"],
+            json!(["web"])
+        );
+        assert_eq!(b["HostConfig"]["NetworkMode"], "net1");
+        assert_eq!(b["Entrypoint"], json!(["/bin/sh"]));
+        assert_eq!(b["Labels"], json!({"a": "b", "c": ""}));
+        assert_eq!(
+            b["HostConfig"]["RestartPolicy"],
+            json!({"Name": "on-failure", "MaximumRetryCount": 3})
+        );
+        assert_eq!(b["HostConfig"]["PidsLimit"], -1);
+        assert_eq!(b["HostConfig"]["CapAdd"], json!(["NET_ADMIN"]));
+        assert_eq!(b["HostConfig"]["Init"], true);
+        let conflict = ContainerOpts {
+            rm: true,
+            restart: Some("always".into()),
+            ..opts()
+        };
+        assert!(create_body(&conflict, "x", &[], false).is_err());
+    }
+
+    #[test]
+    fn ports() {
+        let (e, b) = port_bindings(&[
+            "127.0.0.1:8080:80/udp".into(),
+            "90".into(),
+            "[::1]:1000-1001:2000-2001".into(),
+            "127.0.0.1::53".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            b["80/udp"],
+            json!([{"HostIp": "127.0.0.1", "HostPort": "8080"}])
+        );
+        assert_eq!(b["90/tcp"], json!([{"HostIp": "", "HostPort": ""}]));
+        assert_eq!(
+            b["2001/tcp"],
+            json!([{"HostIp": "::1", "HostPort": "1001"}])
+        );
+        assert_eq!(
+            b["53/tcp"],
+            json!([{"HostIp": "127.0.0.1", "HostPort": ""}])
+        );
+        assert_eq!(e.len(), 5);
+        for bad in ["x", "80/ftp", "1-3:1-2", "0", "a:b:c:d"] {
+            assert!(port_bindings(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn volume_specs() {
+        let (b, a) = volumes(&["/a:/b:ro".into(), "data:/data".into(), "/anon".into()]).unwrap();
+        assert_eq!(b, vec!["/a:/b:ro", "data:/data"]);
+        assert!(a.contains_key("/anon"));
+        assert!(volumes(&["relative".into()]).is_err());
+        assert!(volumes(&[":/x".into()]).is_err());
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(ram_bytes("64m").unwrap(), 64 << 20);
+        assert_eq!(ram_bytes("1G").unwrap(), 1 << 30);
+        assert_eq!(ram_bytes("512kb").unwrap(), 512 << 10);
+        assert_eq!(ram_bytes("100").unwrap(), 100);
+        assert!(ram_bytes("lots").is_err());
+        assert_eq!(nano_cpus("0.5").unwrap(), 500_000_000);
+        assert!(nano_cpus("-1").is_err());
+        assert_eq!(restart_policy(None).unwrap()["Name"], "");
+        assert!(restart_policy(Some("sometimes")).is_err());
+        assert!(restart_policy(Some("on-failure:x")).is_err());
+    }
+
+    #[test]
+    fn env_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("env");
+        std::fs::write(&file, "# comment\nX=1\n\nPATH\n").unwrap();
+        let e = env(&["B=2".into(), "BERTH_SURELY_UNSET_VAR".into()], &[file]).unwrap();
+        assert_eq!(e[0], "X=1");
+        assert!(e[1].starts_with("PATH="));
+        assert_eq!(e[2], "B=2");
+        assert_eq!(e.len(), 3);
+        assert!(env(&[], &["/nonexistent/env".into()]).is_err());
+    }
+}

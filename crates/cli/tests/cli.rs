@@ -1,0 +1,611 @@
+//! The `berth` binary against a real Docker Engine API daemon.
+//!
+//! The daemon is started by `start_daemon` alone: today a dockerd in its own network namespace
+//! and temporary directories; later berth's own daemon. Needs root and `dockerd` on PATH; the
+//! daemon test is skipped (and says so) without them.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+/// A daemon serving the Docker Engine API on `socket`, stopped and cleaned up on drop.
+struct Daemon {
+    dir: Option<tempfile::TempDir>,
+    socket: PathBuf,
+    child: Child,
+}
+
+impl Daemon {
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// berth's HOME in the tests: its own, for the credentials of `login`.
+    fn home(&self) -> PathBuf {
+        self.dir.as_ref().expect("dir").path().join("home")
+    }
+
+    /// Runs berth against this daemon.
+    fn berth(&self, args: &[&str]) -> Output {
+        self.berth_stdin(args, "")
+    }
+
+    fn berth_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut child = Command::new(BERTH)
+            .args(args)
+            .env("BERTH_HOST", self.host())
+            .env("HOME", self.home())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run berth");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input.as_bytes()).expect("write stdin");
+        drop(stdin);
+        child.wait_with_output().expect("berth output")
+    }
+
+    /// Runs berth, requires success, returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Starts the daemon the tests run against, or None (with the reason printed) when this
+/// machine cannot run it. The one place that knows which daemon it is.
+fn start_daemon() -> Option<Daemon> {
+    if !nix::unistd::geteuid().is_root() || !have("dockerd") || !have("unshare") {
+        eprintln!("skipping: needs root, dockerd and unshare");
+        return None;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("berth-cli-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let d = dir.path();
+    let socket = d.join("d.sock");
+    std::fs::create_dir(d.join("home")).expect("home");
+    // Its own (empty) configuration: the host's /etc/docker/daemon.json does not apply.
+    std::fs::write(d.join("daemon.json"), "{}").expect("daemon.json");
+    let script = format!(
+        "ip link set lo up && {registry}exec dockerd --data-root {root} --exec-root {exec} -H unix://{sock} \
+         --pidfile {pid} --bridge none --iptables=false --ip6tables=false \
+         --config-file {config}",
+        root = d.join("root").display(),
+        exec = d.join("exec").display(),
+        sock = socket.display(),
+        pid = d.join("d.pid").display(),
+        config = d.join("daemon.json").display(),
+        registry = registry_script(d),
+    );
+    let log = std::fs::File::create(d.join("log")).expect("log file");
+    let child = Command::new("unshare")
+        .args([
+            "--net",
+            "--fork",
+            "--kill-child=SIGTERM",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start dockerd");
+    let mut daemon = Daemon {
+        dir: Some(dir),
+        socket,
+        child,
+    };
+    daemon.wait_ready(Duration::from_secs(60));
+    Some(daemon)
+}
+
+/// A docker-registry on 127.0.0.1:5000 inside the daemon's network namespace, when installed
+/// (its pid in `registry.pid`, its storage under `dir`): a shell command ending in `&& `.
+fn registry_script(dir: &Path) -> String {
+    if !Path::new(REGISTRY).exists() {
+        return String::new();
+    }
+    let config = format!(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:5000\n",
+        dir.join("registry").display()
+    );
+    std::fs::write(dir.join("registry.yml"), config).expect("registry config");
+    format!(
+        "{{ {REGISTRY} serve {cfg} >{log} 2>&1 & echo $! >{pid}; }} && ",
+        cfg = dir.join("registry.yml").display(),
+        log = dir.join("registry.log").display(),
+        pid = dir.join("registry.pid").display(),
+    )
+}
+
+const REGISTRY: &str = "/usr/bin/docker-registry";
+
+impl Daemon {
+    /// Polls `GET /_ping` until the daemon answers OK, within `limit`; fails at once, with its
+    /// log, if it exits.
+    fn wait_ready(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if ping(&self.socket) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = self.dir.as_ref().map(|d| d.path().join("log"));
+                let log = log.and_then(|l| std::fs::read_to_string(l).ok());
+                panic!(
+                    "the daemon exited ({status}) before answering /_ping:\n{}",
+                    log.unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "the daemon did not answer /_ping on {} within {limit:?}",
+            self.socket.display()
+        );
+    }
+}
+
+/// One HTTP/1.0 request written by hand: the test's readiness probe only.
+fn ping(socket: &Path) -> bool {
+    let Ok(mut s) = UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /_ping HTTP/1.0\r\nHost: berth\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Containers first, so that no shim keeps the namespace or a mount alive.
+        let ids = self.berth(&["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            let _ = self.berth(&["rm", "-f", id]);
+        }
+        let dir = self.dir.take().expect("dir");
+        for pidfile in ["registry.pid", "d.pid"] {
+            let pid = std::fs::read_to_string(dir.path().join(pidfile)).ok();
+            if let Some(pid) = pid.and_then(|p| p.trim().parse::<i32>().ok()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            }
+        }
+        if !wait_child(&mut self.child, Duration::from_secs(30)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let path = dir.path().to_owned();
+        if let Err(e) = dir.close() {
+            let _ = Command::new("umount")
+                .args(["-R", "-l"])
+                .arg(path.join("root"))
+                .status();
+            let _ = std::fs::remove_dir_all(&path);
+            eprintln!("note: cleaning {} needed a second try: {e}", path.display());
+        }
+    }
+}
+
+fn wait_child(child: &mut Child, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// Imports a busybox root filesystem as `image`.
+fn import_busybox(d: &Daemon, image: &str) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let rootfs = work.path().join("rootfs");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
+    let made = Command::new(script)
+        .arg(&rootfs)
+        .stdout(Stdio::null())
+        .status()
+        .expect("busybox-rootfs.sh");
+    assert!(made.success(), "busybox-rootfs.sh failed");
+    let tar = work.path().join("rootfs.tar");
+    let tarred = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(tarred.success(), "tar failed");
+    let out = d.ok(&["import", tar.to_str().expect("utf-8 path"), image]);
+    assert!(out.trim().starts_with("sha256:"), "import printed {out:?}");
+}
+
+/// Retries `check` until it holds, within `limit` (for output a container writes in its own time).
+fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn unreachable_daemon_is_one_line() {
+    let out = Command::new(BERTH)
+        .args(["-H", "unix:///nonexistent/berth.sock", "ps"])
+        .output()
+        .expect("run berth");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "cannot reach the berth daemon at /nonexistent/berth.sock: start it with `berth daemon` or set BERTH_HOST\n"
+    );
+    let out = Command::new(BERTH)
+        .args(["run", "-p", "99999:1", "img"])
+        .output()
+        .expect("run berth");
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+}
+
+#[test]
+fn against_a_daemon() {
+    let Some(d) = start_daemon() else {
+        return;
+    };
+    import_busybox(&d, "bb:test");
+    run_flows(&d);
+    detached_lifecycle(&d);
+    more_container_verbs(&d);
+    images_and_system(&d);
+    listings(&d);
+    networks_and_volumes(&d);
+    if Path::new(REGISTRY).exists() {
+        registry_flows(&d);
+    } else {
+        eprintln!("skipping login/push/pull: {REGISTRY} is not installed");
+    }
+}
+
+fn registry_flows(d: &Daemon) {
+    let server = "127.0.0.1:5000";
+    // Logging in asks the registry, so it also waits for it to be up.
+    let logged_in = eventually(Duration::from_secs(30), || {
+        d.berth_stdin(&["login", "-u", "u", "--password-stdin", server], "pw\n")
+            .status
+            .success()
+    });
+    assert!(logged_in, "login to the test registry never succeeded");
+    let config = std::fs::read_to_string(d.home().join(".berth/config.json")).expect("config.json");
+    let config: serde_json::Value = serde_json::from_str(&config).expect("config.json is JSON");
+    assert_eq!(
+        config["auths"][server]["auth"], "dTpwdw==",
+        "base64 of u:pw"
+    );
+    let image = format!("{server}/bb:test");
+    d.ok(&["tag", "bb:test", &image]);
+    let pushed = d.ok(&["push", &image]);
+    assert!(pushed.contains("digest: sha256:"), "{pushed}");
+    d.ok(&["rmi", &image]);
+    assert!(d.ok(&["pull", &image]).contains("Downloaded newer image"));
+    d.ok(&["rmi", &image]);
+    let out = d.berth(&["run", "--rm", &image, "echo", "pulled"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pulled\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unable to find image"));
+    assert!(d
+        .ok(&["logout", server])
+        .starts_with("Removing login credentials"));
+}
+
+fn run_flows(d: &Daemon) {
+    assert_eq!(d.ok(&["run", "--rm", "bb:test", "echo", "hi"]), "hi\n");
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "bb:test",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    let out = d.berth_stdin(&["run", "-i", "--rm", "bb:test", "cat"], "through stdin\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "-w",
+        "/tmp",
+        "-h",
+        "box",
+        "bb:test",
+        "sh",
+        "-c",
+        "echo $A $(pwd) $(hostname)",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1 /tmp box\n");
+    let out = d.berth(&["run", "--rm", "bb:test", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127));
+    let out = d.berth(&["run", "--rm", "no-such-image-here"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Error response from daemon: "));
+}
+
+fn detached_lifecycle(d: &Daemon) {
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "bb:test",
+        "sh",
+        "-c",
+        "echo started; exec sleep 300",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "run -d printed {id:?}");
+    assert!(eventually(Duration::from_secs(10), || d
+        .ok(&["logs", "web"])
+        == "started\n"));
+    assert_eq!(
+        d.ok(&["exec", "-e", "X=5", "web", "sh", "-c", "echo $X"]),
+        "5\n"
+    );
+    assert_eq!(
+        d.berth(&["exec", "web", "sh", "-c", "exit 4"])
+            .status
+            .code(),
+        Some(4)
+    );
+    assert_eq!(d.ok(&["ps", "--format", "{{.Names}}"]), "web\n");
+    assert_eq!(d.ok(&["ps", "-q"]).trim(), &id[..12]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "web"]),
+        "running\n"
+    );
+    assert_eq!(d.ok(&["stop", "-t", "1", "web"]), "web\n");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "web"]),
+        "exited\n"
+    );
+    assert_eq!(d.ok(&["ps", "--format", "{{.Names}}"]), "");
+    assert_eq!(d.ok(&["rm", "web"]), "web\n");
+    assert_eq!(d.ok(&["ps", "-a", "--format", "{{.Names}}"]), "");
+    let out = d.berth(&["rm", "web"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("Error response from daemon: "));
+}
+
+fn more_container_verbs(d: &Daemon) {
+    assert_eq!(
+        d.ok(&["run", "--rm", "-t", "bb:test", "echo", "hi"]),
+        "hi\r\n"
+    );
+    let out = d.berth(&["run", "-it", "--rm", "bb:test", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a TTY"));
+    d.ok(&[
+        "create",
+        "--name",
+        "c1",
+        "bb:test",
+        "sh",
+        "-c",
+        "echo from-c1; exit 2",
+    ]);
+    let out = d.berth(&["start", "-a", "c1"]);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(2), "from-c1\n")
+    );
+    assert_eq!(d.ok(&["wait", "c1"]), "2\n");
+    assert_eq!(d.ok(&["logs", "--tail", "1", "c1"]), "from-c1\n");
+    d.ok(&["rm", "c1"]);
+    d.ok(&["run", "-d", "--name", "c2", "bb:test", "sleep", "300"]);
+    d.ok(&["exec", "-d", "c2", "touch", "/tmp/made"]);
+    assert!(eventually(Duration::from_secs(10), || d
+        .berth(&["exec", "c2", "test", "-e", "/tmp/made"])
+        .status
+        .success()));
+    assert!(d.ok(&["top", "c2"]).contains("sleep 300"));
+    d.ok(&["pause", "c2"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "c2"]),
+        "paused\n"
+    );
+    d.ok(&["unpause", "c2"]);
+    d.ok(&["rename", "c2", "c3"]);
+    assert_eq!(d.ok(&["kill", "c3"]), "c3\n");
+    assert_eq!(d.ok(&["wait", "c3"]), "137\n");
+    d.ok(&["rm", "c3"]);
+}
+
+fn images_and_system(d: &Daemon) {
+    assert_eq!(d.ok(&["inspect", "-f", "{{.Os}}", "bb:test"]), "linux\n");
+    let archive = d.home().join("bb.tar");
+    let archive = archive.to_str().expect("utf-8 path");
+    d.ok(&["save", "-o", archive, "bb:test"]);
+    d.ok(&["tag", "bb:test", "bb:copy"]);
+    assert_eq!(d.ok(&["rmi", "bb:copy"]), "Untagged: bb:copy\n");
+    assert!(d.ok(&["load", "-i", archive]).contains("bb:test"));
+    assert!(!d
+        .ok(&["version", "--format", "{{.Server.ApiVersion}}"])
+        .trim()
+        .is_empty());
+    assert_eq!(d.ok(&["info", "--format", "{{.Images}}"]), "1\n");
+    let events = d.ok(&[
+        "events",
+        "--since",
+        "5m",
+        "--until",
+        "0s",
+        "--filter",
+        "type=container",
+    ]);
+    assert!(events.contains(" container create "), "{events}");
+    assert!(d.ok(&["system", "df"]).starts_with("TYPE"));
+}
+
+fn listings(d: &Daemon) {
+    let images = d.ok(&["images"]);
+    let mut lines = images.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or("")
+        .split("   ")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert_eq!(header, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
+    assert!(
+        lines.any(|l| l.starts_with("bb ") && l.contains(" test ")),
+        "{images}"
+    );
+    assert_eq!(
+        d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]),
+        "bb:test\n"
+    );
+    assert_eq!(d.ok(&["images", "-q"]).trim().len(), 12);
+    assert_eq!(d.ok(&["image", "ls", "--format", "{{.Tag}}"]), "test\n");
+    d.ok(&[
+        "container",
+        "create",
+        "--name",
+        "stopped",
+        "bb:test",
+        "true",
+    ]);
+    assert_eq!(
+        d.ok(&["container", "ls", "-a", "--format", "{{.Names}}"]),
+        "stopped\n"
+    );
+    assert!(d
+        .ok(&["container", "prune", "-f"])
+        .starts_with("Deleted Containers:"));
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
+
+/// run's flags as the daemon recorded them, and a named volume that outlives its container.
+fn flags_reach_the_daemon(d: &Daemon) {
+    let run = [
+        "run",
+        "-d",
+        "--name",
+        "flags",
+        "--network",
+        "n1",
+        "--network-alias",
+        "al",
+        "-p",
+        "127.0.0.1:8080:80",
+        "-v",
+        "vol1:/data",
+        "--memory",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        "-l",
+        "k=v",
+        "--restart",
+        "on-failure:2",
+        "--cap-drop",
+        "ALL",
+        "--read-only",
+        "bb:test",
+        "sh",
+        "-c",
+        "echo kept > /data/f; exec sleep 300",
+    ];
+    d.ok(&run);
+    assert_eq!(
+        d.ok(&["ps", "--format", "{{.Ports}} {{.Labels}}"]),
+        "127.0.0.1:8080->80/tcp k=v\n"
+    );
+    let template = "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} \
+        {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}} \
+        {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}} {{index .NetworkSettings.Networks.n1.Aliases 0}}";
+    assert_eq!(
+        d.ok(&["inspect", "-f", template, "flags"]),
+        "67108864 500000000 50 on-failure:2 true [ALL] al\n"
+    );
+    let out = d.berth(&["exec", "flags", "touch", "/x"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"));
+    assert!(eventually(Duration::from_secs(10), || {
+        d.berth(&["exec", "flags", "test", "-e", "/data/f"])
+            .status
+            .success()
+    }));
+    d.ok(&["rm", "-f", "flags"]);
+    assert_eq!(
+        d.ok(&["run", "--rm", "-v", "vol1:/v:ro", "bb:test", "cat", "/v/f"]),
+        "kept\n"
+    );
+    assert_eq!(d.ok(&["volume", "rm", "vol1"]), "vol1\n");
+}
+
+fn networks_and_volumes(d: &Daemon) {
+    let id = d.ok(&["network", "create", "--subnet", "10.231.0.0/24", "n1"]);
+    assert_eq!(id.trim().len(), 64);
+    assert!(d
+        .ok(&["network", "ls", "--format", "{{.Name}}"])
+        .lines()
+        .any(|l| l == "n1"));
+    let ipam = d.ok(&["network", "inspect", "-f", "{{json .IPAM.Config}}", "n1"]);
+    assert!(ipam.contains("10.231.0.0/24"), "{ipam}");
+    flags_reach_the_daemon(d);
+    assert_eq!(d.ok(&["network", "rm", "n1"]), "n1\n");
+    assert!(!d.ok(&["network", "ls"]).contains(" n1 "));
+    assert_eq!(d.ok(&["volume", "create", "v1"]), "v1\n");
+    assert!(d.ok(&["volume", "ls", "-q"]).lines().any(|l| l == "v1"));
+    assert_eq!(
+        d.ok(&["volume", "inspect", "-f", "{{.Name}} {{.Driver}}", "v1"]),
+        "v1 local\n"
+    );
+    assert_eq!(d.ok(&["volume", "rm", "v1"]), "v1\n");
+    assert!(!d.ok(&["volume", "ls", "-q"]).lines().any(|l| l == "v1"));
+}
