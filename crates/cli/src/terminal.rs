@@ -108,26 +108,36 @@ pub fn proxy_signals(client: Client, container: String) {
     }
 }
 
+/// How an attached stream ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The container (or exec) closed its output.
+    Closed,
+    /// The user typed the detach sequence; the container goes on.
+    Detached,
+}
+
 /// Copies the connection's output to stdout/stderr (demultiplexed unless `tty`) until it ends,
-/// and, with `stdin`, the local stdin into it (closing its write side at end of input).
-pub async fn pump<S>(io: S, tty: bool, stdin: bool) -> Result<()>
+/// and, with `stdin`, the local stdin into it (closing its write side at end of input). With a
+/// tty, typing ctrl-p ctrl-q detaches, as with docker.
+pub async fn pump<S>(io: S, tty: bool, stdin: bool) -> Result<Ended>
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (mut rd, mut wr) = tokio::io::split(io);
+    let (mut rd, wr) = tokio::io::split(io);
+    let (detach_tx, mut detach_rx) = tokio::sync::oneshot::channel();
     if stdin {
-        tokio::spawn(async move {
-            let mut input = tokio::io::stdin();
-            let _ = tokio::io::copy(&mut input, &mut wr).await;
-            let _ = wr.shutdown().await;
-        });
+        tokio::spawn(forward_stdin(wr, tty, detach_tx));
     }
     let mut demux = Demuxer::default();
     let mut buf = vec![0u8; 32 * 1024];
     loop {
-        let n = rd.read(&mut buf).await?;
+        let n = tokio::select! {
+            read = rd.read(&mut buf) => read?,
+            Ok(()) = &mut detach_rx => return Ok(Ended::Detached),
+        };
         if n == 0 {
-            return Ok(());
+            return Ok(Ended::Closed);
         }
         if tty {
             write_out(Stream::Stdout, &buf[..n])?;
@@ -136,6 +146,67 @@ where
         for (stream, payload) in demux.push(&buf[..n]).map_err(|e| anyhow!(e))? {
             write_out(stream, &payload)?;
         }
+    }
+}
+
+/// Copies stdin into the connection; with a tty, watches for the detach sequence.
+async fn forward_stdin<W>(mut wr: W, tty: bool, detach: tokio::sync::oneshot::Sender<()>)
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut input = tokio::io::stdin();
+    let mut keys = DetachKeys::default();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = match input.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let (data, detached) = if tty {
+            keys.feed(&buf[..n])
+        } else {
+            (buf[..n].to_vec(), false)
+        };
+        if wr.write_all(&data).await.is_err() {
+            return;
+        }
+        if detached {
+            let _ = detach.send(());
+            return;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+const CTRL_P: u8 = 0x10;
+const CTRL_Q: u8 = 0x11;
+
+/// Spots docker's detach sequence, ctrl-p ctrl-q, in typed input; a ctrl-p is held back until
+/// the next byte shows whether it starts the sequence.
+#[derive(Default)]
+pub struct DetachKeys {
+    held: bool,
+}
+
+impl DetachKeys {
+    /// The bytes to forward, and whether the sequence was completed.
+    pub fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(input.len());
+        for &b in input {
+            if self.held {
+                self.held = false;
+                if b == CTRL_Q {
+                    return (out, true);
+                }
+                out.push(CTRL_P);
+            }
+            if b == CTRL_P {
+                self.held = true;
+            } else {
+                out.push(b);
+            }
+        }
+        (out, false)
     }
 }
 
@@ -154,4 +225,24 @@ pub fn write_out(stream: Stream, payload: &[u8]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_sequence() {
+        let mut k = DetachKeys::default();
+        assert_eq!(k.feed(b"ls\r"), (b"ls\r".to_vec(), false));
+        assert_eq!(k.feed(&[b'a', CTRL_P]), (b"a".to_vec(), false));
+        assert_eq!(k.feed(&[CTRL_Q, b'x']), (Vec::new(), true));
+        let mut k = DetachKeys::default();
+        assert_eq!(
+            k.feed(&[CTRL_P, CTRL_P, b'y']),
+            (vec![CTRL_P, CTRL_P, b'y'], false)
+        );
+        assert_eq!(k.feed(&[CTRL_P]), (Vec::new(), false));
+        assert_eq!(k.feed(b"z"), (vec![CTRL_P, b'z'], false));
+    }
 }

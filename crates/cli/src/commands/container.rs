@@ -12,7 +12,7 @@ use super::{each, filters_json, Exit};
 use crate::client::{next_chunk, query, Body, Client, DaemonError, JsonLines};
 use crate::format::{self, ago, print_rows, short_id, Format};
 use crate::stdcopy::Demuxer;
-use crate::terminal::{self, RawMode};
+use crate::terminal::{self, Ended, RawMode};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -99,6 +99,9 @@ async fn attach_and_start(
         terminal::proxy_signals(client.clone(), id.to_owned());
     }
     let pumped = terminal::pump(io, tty, stdin).await;
+    if let Ok(Ended::Detached) = pumped {
+        return Ok(());
+    }
     let code = wait_status(wait).await;
     drop(raw);
     pumped?;
@@ -605,7 +608,9 @@ pub async fn exec(client: &Client, a: ExecArgs) -> Result<()> {
     }
     let pumped = terminal::pump(io, a.tty, a.interactive).await;
     drop(raw);
-    pumped?;
+    if pumped? == Ended::Detached {
+        return Ok(());
+    }
     let info: Value = client.get(&format!("/exec/{id}/json")).await?;
     exit_with(info["ExitCode"].as_i64().unwrap_or(0))
 }
@@ -641,7 +646,9 @@ pub async fn attach(client: &Client, a: AttachArgs) -> Result<()> {
     }
     let pumped = terminal::pump(io, tty, stdin).await;
     drop(raw);
-    pumped?;
+    if pumped? == Ended::Detached {
+        return Ok(());
+    }
     let res = client
         .stream(Method::POST, &format!("/containers/{c}/wait"), Body::Empty)
         .await?;
