@@ -42,7 +42,7 @@ impl From<berth_engine::Error> for ApiError {
     fn from(e: berth_engine::Error) -> Self {
         use berth_engine::Error as E;
         let status = match &e {
-            E::NotFound(_) | E::NotFoundOf(..) => StatusCode::NOT_FOUND,
+            E::NotFound(_) | E::NotFoundOf(..) | E::NoSuchExec(_) => StatusCode::NOT_FOUND,
             E::Conflict(_) => StatusCode::CONFLICT,
             E::Invalid(_) => StatusCode::BAD_REQUEST,
             E::Image(i) => return image_status(i, e.to_string()),

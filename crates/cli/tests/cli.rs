@@ -1,8 +1,7 @@
 //! The `berth` binary against a real Docker Engine API daemon.
 //!
-//! The daemon is started by `start_daemon` alone: today a dockerd in its own network namespace
-//! and temporary directories; later berth's own daemon. Needs root and `dockerd` on PATH; the
-//! daemon test is skipped (and says so) without them.
+//! The daemon is `berth daemon`, started by `start_daemon` alone in its own network namespace
+//! and temporary directories (with a docker-registry beside it for pushes and pulls).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -76,11 +75,11 @@ fn have(program: &str) -> bool {
 
 /// Starts the daemon the tests run against, or None (with the reason printed) when this
 /// machine cannot run it. The one place that knows which daemon it is.
-fn start_daemon() -> Option<Daemon> {
-    if !nix::unistd::geteuid().is_root() || !have("dockerd") || !have("unshare") {
-        eprintln!("skipping: needs root, dockerd and unshare");
-        return None;
-    }
+fn start_daemon() -> Daemon {
+    assert!(
+        nix::unistd::geteuid().is_root() && have("unshare"),
+        "these tests need root and unshare (util-linux): run them through scripts/test"
+    );
     let dir = tempfile::Builder::new()
         .prefix("berth-cli-")
         .tempdir_in("/tmp")
@@ -88,17 +87,13 @@ fn start_daemon() -> Option<Daemon> {
     let d = dir.path();
     let socket = d.join("d.sock");
     std::fs::create_dir(d.join("home")).expect("home");
-    // Its own (empty) configuration: the host's /etc/docker/daemon.json does not apply.
-    std::fs::write(d.join("daemon.json"), "{}").expect("daemon.json");
     let script = format!(
-        "ip link set lo up && {registry}exec dockerd --data-root {root} --exec-root {exec} -H unix://{sock} \
-         --pidfile {pid} --bridge none --iptables=false --ip6tables=false \
-         --config-file {config}",
+        "ip link set lo up && {registry}echo $$ > {pid} && exec {BERTH} daemon --root {root} \
+         --run-root {run} --socket {sock}",
         root = d.join("root").display(),
-        exec = d.join("exec").display(),
+        run = d.join("run").display(),
         sock = socket.display(),
         pid = d.join("d.pid").display(),
-        config = d.join("daemon.json").display(),
         registry = registry_script(d),
     );
     let log = std::fs::File::create(d.join("log")).expect("log file");
@@ -122,15 +117,16 @@ fn start_daemon() -> Option<Daemon> {
         child,
     };
     daemon.wait_ready(Duration::from_secs(60));
-    Some(daemon)
+    daemon
 }
 
 /// A docker-registry on 127.0.0.1:5000 inside the daemon's network namespace, when installed
 /// (its pid in `registry.pid`, its storage under `dir`): a shell command ending in `&& `.
 fn registry_script(dir: &Path) -> String {
-    if !Path::new(REGISTRY).exists() {
-        return String::new();
-    }
+    assert!(
+        Path::new(REGISTRY).exists(),
+        "{REGISTRY} is missing: install Debian's docker-registry (scripts/deps.sh does)"
+    );
     let config = format!(
         "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:5000\n",
         dir.join("registry").display()
@@ -287,9 +283,7 @@ fn unreachable_daemon_is_one_line() {
 
 #[test]
 fn against_a_daemon() {
-    let Some(d) = start_daemon() else {
-        return;
-    };
+    let d = start_daemon();
     import_busybox(&d, "bb:test");
     run_flows(&d);
     detached_lifecycle(&d);
@@ -297,11 +291,7 @@ fn against_a_daemon() {
     images_and_system(&d);
     listings(&d);
     networks_and_volumes(&d);
-    if Path::new(REGISTRY).exists() {
-        registry_flows(&d);
-    } else {
-        eprintln!("skipping login/push/pull: {REGISTRY} is not installed");
-    }
+    registry_flows(&d);
 }
 
 fn registry_flows(d: &Daemon) {

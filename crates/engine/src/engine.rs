@@ -359,7 +359,16 @@ impl Engine {
     pub async fn start(&self, key: &str) -> Result<Container> {
         let mut c = self.inspect(key).await?;
         c.state.restart_count = 0;
-        self.launch(c).await
+        let (id, auto_remove) = (c.id.clone(), c.config.auto_remove);
+        let started = self.launch(c).await;
+        if started.is_err() && auto_remove {
+            // As Docker: a `--rm` container that cannot start is removed (its waiters see
+            // it go), and the start's error is what the user reads.
+            if let Err(e) = self.remove_with(&id, true, true).await {
+                tracing::warn!("removing {id} after its failed start: {e}");
+            }
+        }
+        started
     }
 
     /// Starts it again after an exit, as its restart policy says; false if it is no longer

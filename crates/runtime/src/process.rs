@@ -179,7 +179,7 @@ pub fn find_executable(p: &Process) -> Result<PathBuf> {
         let path = PathBuf::from(arg0);
         if !is_executable(&path) {
             return Err(Error::invalid(format!(
-                "executable {arg0:?} not found in the container (or not executable)"
+                "exec: {arg0:?}: no such file or directory (or not executable) in the container"
             )));
         }
         return Ok(path);
@@ -196,7 +196,8 @@ pub fn find_executable(p: &Process) -> Result<PathBuf> {
         .find(|c| is_executable(c))
         .ok_or_else(|| {
             Error::invalid(format!(
-                "executable {arg0:?} not found in the container's PATH ({path_var})"
+                // Docker's wording, which clients turn into exit status 127.
+                "exec: {arg0:?}: executable file not found in $PATH ({path_var})"
             ))
         })
 }
