@@ -216,6 +216,27 @@ fn an_exec_runs_with_its_streams_apart_and_reports_its_exit_code() {
         assert!(matches!(again, Error::Conflict(_)), "{again}");
         let missing = engine.inspect_exec("nope").await.unwrap_err();
         assert!(matches!(missing, Error::NoSuchExec(_)), "{missing}");
+        // The exec's own user, working directory and environment.
+        let who = ExecConfig {
+            user: Some("nobody".into()),
+            workdir: Some("/tmp".into()),
+            env: vec!["GREETING=hi".into()],
+            ..exec_config(
+                &["sh", "-c", "echo $(id -u):$(id -g) $PWD $GREETING"],
+                false,
+            )
+        };
+        let id = engine.create_exec("host", who).await.unwrap();
+        let mut a = engine.start_exec(&id, false).await.unwrap().unwrap();
+        let (out, _) = demux(&read_all(&mut a).await);
+        assert_eq!(out, "65534:65534 /tmp hi\n");
+        let unknown = ExecConfig {
+            user: Some("ghost".into()),
+            ..exec_config(&["true"], false)
+        };
+        let id = engine.create_exec("host", unknown).await.unwrap();
+        let err = engine.start_exec(&id, false).await.unwrap_err();
+        assert!(err.to_string().contains("ghost"), "{err}");
         // A detached exec gives no attachment; its end is found by inspecting it.
         let quiet = ExecConfig {
             attach_stdout: false,
