@@ -507,7 +507,12 @@ impl Engine {
         self.release_network(&c).await?;
         self.unmount_rootfs(&c)?;
         self.take_pending(&c.id);
-        self.forget_execs(&c.id);
+        // Their shims write into the container's directory until they end: wait for them
+        // (bounded: one may still be handing output to a client that does not read).
+        for pid in self.forget_execs(&c.id) {
+            let bound = Some(Duration::from_secs(15));
+            let _ = tokio::task::spawn_blocking(move || wait_gone(pid, bound)).await;
+        }
         let socket = self.socket_path("c", &c.id);
         for path in [socket.with_extension("tty"), socket] {
             let _ = std::fs::remove_file(path);

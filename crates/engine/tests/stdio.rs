@@ -336,3 +336,24 @@ fn clients_that_go_away_or_never_read_do_not_block_the_container() {
         engine
     });
 }
+
+#[test]
+fn removing_a_container_ends_its_running_execs() {
+    World::new().run(|engine, _, rootfs| async move {
+        sleeper(&engine, &rootfs, "host").await;
+        let id = engine
+            .create_exec("host", exec_config(&["sleep", "1000"], false))
+            .await
+            .unwrap();
+        let mut a = engine.start_exec(&id, false).await.unwrap().unwrap();
+        assert!(engine.inspect_exec(&id).await.unwrap().running);
+        engine.remove("host", true).await.unwrap();
+        assert_eq!(
+            demux(&read_all(&mut a).await),
+            (String::new(), String::new())
+        );
+        let gone = engine.inspect_exec(&id).await.unwrap_err();
+        assert!(matches!(gone, Error::NoSuchExec(_)), "{gone}");
+        engine
+    });
+}
