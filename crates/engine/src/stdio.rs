@@ -185,7 +185,8 @@ impl Pump {
                 .map(|p| p.revents().unwrap_or(PollFlags::empty()))
                 .collect();
             drop(fds);
-            ended = end.is_some() && !revents[revents.len() - 1].is_empty();
+            // The pidfd, when there is one, is the last slot.
+            ended = end.is_some() && revents.last().is_some_and(|r| !r.is_empty());
             self.act(&plan, &revents)?;
         }
         if ended {
