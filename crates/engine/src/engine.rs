@@ -1,6 +1,8 @@
 //! The engine: containers' lives from create to remove, each one run by its shim, with its
 //! network sandbox from the network crate, recorded in the store at every step.
 //!
+//! Attaching (and resizing) is at the end of this file; execs are in `exec.rs`.
+//!
 //! A container's truth is split on purpose: the store says what was asked and last seen; the
 //! shim's directory says what happened since (its exit record). `refresh` joins the two, so a
 //! daemon that was away (or crashed) sees each container as it really is.
@@ -695,7 +697,12 @@ impl Engine {
         self.release_network(&c).await?;
         self.unmount_rootfs(&c)?;
         self.take_pending(&c.id);
-        self.forget_execs(&c.id);
+        // Their shims write into the container's directory until they end: wait for them
+        // (bounded: one may still be handing output to a client that does not read).
+        for pid in self.forget_execs(&c.id) {
+            let bound = Some(Duration::from_secs(15));
+            let _ = tokio::task::spawn_blocking(move || wait_gone(pid, bound)).await;
+        }
         let socket = self.socket_path("c", &c.id);
         for path in [socket.with_extension("tty"), socket] {
             let _ = std::fs::remove_file(path);
@@ -847,10 +854,13 @@ impl Engine {
     }
 }
 
-/// Creates the directory a socket goes in.
+/// Creates the directory a socket goes in, for root only: whoever connects to a shim's
+/// socket reads the container's output and writes its stdin.
 pub(crate) fn make_parent(socket: Option<&Path>) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = socket.and_then(|s| s.parent()) {
         std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
             .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
     }
     Ok(())

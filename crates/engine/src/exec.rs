@@ -149,10 +149,18 @@ impl Engine {
         resize_at(&self.socket_path("e", id), size, &format!("exec {id}")).await
     }
 
-    /// Forgets a removed container's execs (their directories went with its own).
-    pub(crate) fn forget_execs(&self, container_id: &str) {
-        self.execs_lock()
-            .retain(|_, e| e.container_id != container_id);
+    /// Forgets a removed container's execs; the pids of their shims, which end with the
+    /// container (their processes die with its pid namespace).
+    pub(crate) fn forget_execs(&self, container_id: &str) -> Vec<i32> {
+        let mut shims = Vec::new();
+        self.execs_lock().retain(|_, e| {
+            let theirs = e.container_id == container_id;
+            if theirs && e.shim_pid > 0 {
+                shims.push(e.shim_pid);
+            }
+            !theirs
+        });
+        shims
     }
 
     fn execs_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Exec>> {

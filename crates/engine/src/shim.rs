@@ -283,25 +283,8 @@ fn run(spec: &ShimSpec, answer: File) -> Result<()> {
     let msg = serde_json::to_string(&ready).unwrap_or_default();
     let _ = writeln!(answer, "{msg}");
     drop(answer);
-    let rotation = Rotation {
-        max_size: spec.log_max_size,
-        max_files: spec.log_max_files,
-    };
-    let log_path = spec.log_path();
-    // An exec has no log; it ends with its process, even if something it started holds its
-    // output.
-    let (mut log, end) = match spec.exec {
-        None => (Some(logs::Writer::open(&log_path, rotation)?), None),
-        Some(_) => (None, Some(pidfd(pid)?)),
-    };
-    let mut pump = Pump::new(io, listener)?;
-    if let Some(log) = log.as_mut() {
-        pump = pump.with_log(log, &log_path);
-    }
-    for (sock, options) in clients {
-        pump.adopt(sock, options)?;
-    }
-    pump.run(end.as_ref())?;
+    let pump = Pump::new(io, listener)?;
+    let pump = serve(spec, pump, pid, clients)?;
     let exit = reap(pid)?;
     record_exit(spec, &exit)?;
     if spec.exec.is_none() {
@@ -310,6 +293,34 @@ fn run(spec: &ShimSpec, answer: File) -> Result<()> {
     remove_sockets(spec);
     pump.finish();
     Ok(())
+}
+
+/// Copies the process's stdio (into the log, for a container) until its output ends.
+fn serve(
+    spec: &ShimSpec,
+    mut pump: Pump,
+    pid: Pid,
+    clients: Vec<(UnixStream, AttachOptions)>,
+) -> Result<Pump> {
+    // An exec has no log; it ends with its process, even if something it started holds its
+    // output.
+    let end = match spec.exec {
+        None => {
+            let rotation = Rotation {
+                max_size: spec.log_max_size,
+                max_files: spec.log_max_files,
+            };
+            let log = logs::Writer::open(&spec.log_path(), rotation)?;
+            pump = pump.with_log(log, spec.log_path());
+            None
+        }
+        Some(_) => Some(pidfd(pid)?),
+    };
+    for (sock, options) in clients {
+        pump.adopt(sock, options)?;
+    }
+    pump.run(end.as_ref())?;
+    Ok(pump)
 }
 
 /// The clients the engine handed over, as inherited descriptors.

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
@@ -107,19 +107,19 @@ impl Client {
 }
 
 /// The loop's state: the process's stdio, the clients, the log.
-pub struct Pump<'a> {
+pub struct Pump {
     io: Io,
     listener: Option<UnixListener>,
     clients: Vec<Client>,
-    log: Option<&'a mut logs::Writer>,
-    log_path: Option<&'a Path>,
+    log: Option<logs::Writer>,
+    log_path: Option<PathBuf>,
     stdin_buf: Vec<u8>,
     /// Close the process's stdin once `stdin_buf` is written.
     close_stdin: bool,
 }
 
-impl<'a> Pump<'a> {
-    pub fn new(io: Io, listener: Option<UnixListener>) -> Result<Pump<'a>> {
+impl Pump {
+    pub fn new(io: Io, listener: Option<UnixListener>) -> Result<Pump> {
         for (file, _) in &io.outputs {
             set_nonblocking(file.as_fd())?;
         }
@@ -142,7 +142,7 @@ impl<'a> Pump<'a> {
     }
 
     /// Output also goes to this log (which `logs: true` attaches replay from).
-    pub fn with_log(mut self, log: &'a mut logs::Writer, path: &'a Path) -> Pump<'a> {
+    pub fn with_log(mut self, log: logs::Writer, path: PathBuf) -> Pump {
         self.log = Some(log);
         self.log_path = Some(path);
         self
@@ -151,7 +151,12 @@ impl<'a> Pump<'a> {
     /// A client connected before the process started (handed over by the engine).
     pub fn adopt(&mut self, sock: UnixStream, options: AttachOptions) -> Result<()> {
         let mut client = Client::new(sock, None)?;
-        welcome(&mut client, options, self.log_path, self.io.tty());
+        welcome(
+            &mut client,
+            options,
+            self.log_path.as_deref(),
+            self.io.tty(),
+        );
         self.clients.push(client);
         Ok(())
     }
@@ -180,7 +185,8 @@ impl<'a> Pump<'a> {
                 .map(|p| p.revents().unwrap_or(PollFlags::empty()))
                 .collect();
             drop(fds);
-            ended = end.is_some() && !revents[revents.len() - 1].is_empty();
+            // The pidfd, when there is one, is the last slot.
+            ended = end.is_some() && revents.last().is_some_and(|r| !r.is_empty());
             self.act(&plan, &revents)?;
         }
         if ended {
@@ -229,7 +235,7 @@ enum Slot {
     Client(usize),
 }
 
-impl Pump<'_> {
+impl Pump {
     fn plan(&self) -> Vec<Slot> {
         let mut plan = Vec::new();
         if self.listener.is_some() {
@@ -357,7 +363,8 @@ impl Pump<'_> {
         let framed = (!tty).then(|| attach::frame(stream, bytes));
         for c in &mut self.clients {
             let Some(o) = &c.options else { continue };
-            if !o.stream || !(o.wants(stream) || tty && o.stdout) {
+            // With a terminal everything is stdout, as the log records it.
+            if !o.stream || !o.wants(stream) {
                 continue;
             }
             c.send(framed.as_deref().unwrap_or(bytes));
@@ -421,8 +428,8 @@ impl Pump<'_> {
                 self.resize(resize);
             }
             Ok(Request::Attach(options)) => {
-                let (log_path, tty) = (self.log_path, self.io.tty());
-                welcome(&mut self.clients[i], options, log_path, tty);
+                let tty = self.io.tty();
+                welcome(&mut self.clients[i], options, self.log_path.as_deref(), tty);
                 if !rest.is_empty() {
                     self.input(i, &rest);
                 }

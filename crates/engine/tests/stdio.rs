@@ -27,6 +27,18 @@ async fn read_all(a: &mut Attachment) -> Vec<u8> {
     out
 }
 
+/// Reads raw (terminal) output until it contains `needle`.
+async fn read_until(a: &mut Attachment, needle: &str) -> String {
+    let mut out = Vec::new();
+    while !String::from_utf8_lossy(&out).contains(needle) {
+        let mut buf = [0u8; 256];
+        let n = a.stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the output ended before {needle:?}: {out:?}");
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(out).unwrap()
+}
+
 /// Splits framed output into what went to stdout and what went to stderr.
 fn demux(bytes: &[u8]) -> (String, String) {
     let mut d = Decoder::new();
@@ -106,14 +118,22 @@ fn stdin_through_an_attachment_reaches_cat_and_the_exit_code_comes_back() {
 
 #[test]
 fn a_running_container_takes_attachments_on_its_socket() {
-    World::new().run(|engine, _, rootfs| async move {
+    World::new().run(|engine, settings, rootfs| async move {
         let cmd = ["sh", "-c", "read line; echo \"got:$line\""];
         let c = Config {
             stdin_once: false,
             ..interactive(&rootfs, &cmd, false)
         };
         engine.create(Some("later"), c).await.unwrap();
-        engine.start("later").await.unwrap();
+        let c = engine.start("later").await.unwrap();
+        // Clients that say nonsense, or nothing, are no one's business but their own.
+        let socket = settings
+            .run_root
+            .join("sockets")
+            .join(format!("c-{}.sock", &c.id[..16]));
+        let mut nonsense = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        std::io::Write::write_all(&mut nonsense, b"{not json\n").unwrap();
+        let _silent = std::os::unix::net::UnixStream::connect(&socket).unwrap();
         let mut a = engine.attach("later", all()).await.unwrap();
         a.stream.write_all(b"late\n").await.unwrap();
         let (out, _) = demux(&read_all(&mut a).await);
@@ -149,12 +169,12 @@ fn a_terminal_container_is_driven_through_its_attachment_and_resized() {
         // A size set before the start is the terminal's from the first byte.
         engine.resize("term", 20, 60).await.unwrap();
         engine.start("term").await.unwrap();
+        let first = read_until(&mut a, "\n").await;
+        assert_eq!(first, "20 60\r\n");
         engine.resize("term", 40, 100).await.unwrap();
         a.stream.write_all(b"hi\n").await.unwrap();
         let out = String::from_utf8(read_all(&mut a).await).unwrap();
         assert!(out.contains("got:hi"), "{out:?}");
-        let sizes: Vec<&str> = out.lines().filter(|l| l.contains(' ')).collect();
-        assert_eq!(sizes.first().map(|l| l.trim()), Some("20 60"), "{out:?}");
         assert!(out.contains("40 100"), "{out:?}");
         assert!(out.contains("/dev/pts/"), "{out:?}");
         assert_eq!(engine.wait("term").await.unwrap(), 3);
@@ -216,6 +236,27 @@ fn an_exec_runs_with_its_streams_apart_and_reports_its_exit_code() {
         assert!(matches!(again, Error::Conflict(_)), "{again}");
         let missing = engine.inspect_exec("nope").await.unwrap_err();
         assert!(matches!(missing, Error::NoSuchExec(_)), "{missing}");
+        // The exec's own user, working directory and environment.
+        let who = ExecConfig {
+            user: Some("nobody".into()),
+            workdir: Some("/tmp".into()),
+            env: vec!["GREETING=hi".into()],
+            ..exec_config(
+                &["sh", "-c", "echo $(id -u):$(id -g) $PWD $GREETING"],
+                false,
+            )
+        };
+        let id = engine.create_exec("host", who).await.unwrap();
+        let mut a = engine.start_exec(&id, false).await.unwrap().unwrap();
+        let (out, _) = demux(&read_all(&mut a).await);
+        assert_eq!(out, "65534:65534 /tmp hi\n");
+        let unknown = ExecConfig {
+            user: Some("ghost".into()),
+            ..exec_config(&["true"], false)
+        };
+        let id = engine.create_exec("host", unknown).await.unwrap();
+        let err = engine.start_exec(&id, false).await.unwrap_err();
+        assert!(err.to_string().contains("ghost"), "{err}");
         // A detached exec gives no attachment; its end is found by inspecting it.
         let quiet = ExecConfig {
             attach_stdout: false,
@@ -292,6 +333,27 @@ fn clients_that_go_away_or_never_read_do_not_block_the_container() {
         assert_eq!(entries.len(), 300_000);
         assert_eq!(entries.last().unwrap().log, "300000\n");
         drop(never_reads);
+        engine
+    });
+}
+
+#[test]
+fn removing_a_container_ends_its_running_execs() {
+    World::new().run(|engine, _, rootfs| async move {
+        sleeper(&engine, &rootfs, "host").await;
+        let id = engine
+            .create_exec("host", exec_config(&["sleep", "1000"], false))
+            .await
+            .unwrap();
+        let mut a = engine.start_exec(&id, false).await.unwrap().unwrap();
+        assert!(engine.inspect_exec(&id).await.unwrap().running);
+        engine.remove("host", true).await.unwrap();
+        assert_eq!(
+            demux(&read_all(&mut a).await),
+            (String::new(), String::new())
+        );
+        let gone = engine.inspect_exec(&id).await.unwrap_err();
+        assert!(matches!(gone, Error::NoSuchExec(_)), "{gone}");
         engine
     });
 }

@@ -92,12 +92,12 @@ impl World {
             "sandboxes left"
         );
         assert!(left(run_root.join("containers")).is_empty(), "bundles left");
-        assert!(left(run_root.join("sockets")).is_empty(), "sockets left");
         let mine = self.dir.path().to_string_lossy().into_owned();
         for pid in processes_naming(&mine) {
             // A shim may still be closing its clients: it must end on its own.
             assert!(wait_gone(pid, 20_000), "process {pid} of the test is left");
         }
+        assert!(left(run_root.join("sockets")).is_empty(), "sockets left");
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         assert!(!mounts.contains(&mine), "mounts left under {mine}");
     }
