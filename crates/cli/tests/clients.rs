@@ -446,6 +446,11 @@ fn survives_sigkill() {
         "the stopped container's process is gone"
     );
     d.docker_ok(&["rm", "counter", "seven"]);
+    // The restarted daemon runs new containers as before.
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "busybox", "echo", "after"]),
+        "after\n"
+    );
     assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
     d.finish();
 }
