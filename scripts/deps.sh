@@ -22,6 +22,7 @@ packages=(
   debootstrap curl    # the image benchmark's Debian root filesystem, registry readiness
   containernetworking-plugins  # CNI plugins (bridge, host-local, portmap, firewall) for custom networks
   python3
+  python3-docker      # docker-py, a client in the client compatibility tests
 )
 
 missing=()

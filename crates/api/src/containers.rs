@@ -89,7 +89,7 @@ fn no_such_image(e: berth_engine::Error) -> ApiError {
 #[derive(Deserialize, Default)]
 struct ListQuery {
     all: Option<String>,
-    limit: Option<usize>,
+    limit: Option<i64>,
     filters: Option<String>,
 }
 
@@ -129,7 +129,11 @@ async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> ApiR
                     .any(|i| *i == c.config.image || c.config.image_id.contains(i.as_str()))
             })
         })
-        .take(q.limit.filter(|l| *l > 0).unwrap_or(usize::MAX))
+        .take(
+            q.limit
+                .filter(|l| *l > 0)
+                .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)),
+        )
         .map(|c| convert::summary(engine, c))
         .collect();
     Ok(Json(rows).into_response())

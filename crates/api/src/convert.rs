@@ -9,8 +9,8 @@ use berth_engine::{Config, Container, Engine, Status};
 use bollard_stubs::models::{
     ContainerConfig, ContainerCreateBody, ContainerInspectResponse, ContainerState,
     ContainerStateStatusEnum, ContainerSummary, ContainerSummaryNetworkSettings,
-    ContainerSummaryStateEnum, EndpointSettings, HostConfig, NetworkSettings, PortBinding, PortMap,
-    PortSummary, PortSummaryTypeEnum, RestartPolicyNameEnum,
+    ContainerSummaryStateEnum, EndpointSettings, HostConfig, HostConfigLogConfig, NetworkSettings,
+    PortBinding, PortMap, PortSummary, PortSummaryTypeEnum, RestartPolicyNameEnum,
 };
 use bollard_stubs::models::{MountPoint, MountType};
 use time::format_description::well_known::Rfc3339;
@@ -289,6 +289,13 @@ pub fn inspect(engine: &Engine, c: &Container) -> serde_json::Value {
             auto_remove: Some(c.config.auto_remove),
             restart_policy: Some(restart_policy(c)),
             port_bindings: Some(requested_ports(c)),
+            // The engine keeps each container's output in a log file that `logs` reads back,
+            // as Docker's json-file driver does; docker-py's `run` reads this to decide
+            // whether it can fetch the output.
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::new()),
+            }),
             ..Default::default()
         }),
         config: Some(ContainerConfig {

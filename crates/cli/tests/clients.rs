@@ -1,0 +1,456 @@
+//! Real Docker clients, unchanged, against `berth daemon`: the docker CLI, docker-py and
+//! bollard; and the daemon surviving SIGKILL with its containers. Needs root; a missing tool
+//! fails the test with the package to install.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{eventually, require, Daemon, DOCKER};
+
+fn text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn docker_cli() {
+    require(
+        DOCKER,
+        "the docker CLI (docker.io, or docker-ce-cli) at /usr/local/bin/docker",
+    );
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+
+    // run, output and exit codes
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "busybox", "echo", "hi"]),
+        "hi\n"
+    );
+    let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+
+    // a published port, served from a detached container
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "127.0.0.1:18080:80",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo started && exec httpd -f -p 80 -h /www",
+    ]);
+    d.docker_ok(&["exec", "web", "sh", "-c", "echo hello > /www/index.html"]);
+    let mut last = None;
+    let served = eventually(Duration::from_secs(20), || {
+        let out = d.in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:18080/"]);
+        let ok = text(&out) == "hello\n";
+        last = Some(out);
+        ok
+    });
+    assert!(
+        served,
+        "GET http://127.0.0.1:18080/ through the published port: {last:?}"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || d.docker_ok(&["logs", "web"])
+            == "started\n"),
+        "logs web: {:?}",
+        d.docker(&["logs", "web"])
+    );
+    let out = d.docker(&["exec", "web", "sh", "-c", "exit 5"]);
+    assert_eq!(out.status.code(), Some(5), "exec exit code: {out:?}");
+    let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.Image}} {{.Ports}}"]);
+    assert!(ps.starts_with("web busybox"), "ps --format: {ps:?}");
+    assert!(
+        ps.contains("127.0.0.1:18080->80/tcp"),
+        "ps --format: {ps:?}"
+    );
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "web"]),
+        "running\n"
+    );
+    d.docker_ok(&["stop", "-t", "2", "web"]);
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "web"]),
+        "exited\n"
+    );
+    d.docker_ok(&["rm", "web"]);
+    assert!(d.docker(&["inspect", "web"]).status.code() != Some(0));
+
+    // a user network: containers find each other by name
+    d.docker_ok(&["network", "create", "appnet"]);
+    assert!(d
+        .docker_ok(&["network", "ls", "--format", "{{.Name}}"])
+        .lines()
+        .any(|l| l == "appnet"));
+    // (By name over TCP: `ping` needs CAP_NET_RAW, which Docker grants by default and berth
+    // does not; see the report of the clients branch.)
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "appnet",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www && echo by-name > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    // Bounded retries inside the client until srv's httpd listens.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in $(seq 100); do wget -qO- http://srv/ && exit 0; sleep 0.1; done; exit 1",
+    ]);
+    assert!(out.status.success(), "wget http://srv/ on appnet: {out:?}");
+    assert_eq!(text(&out), "by-name\n");
+    d.docker_ok(&["rm", "-f", "srv"]);
+    d.docker_ok(&["network", "rm", "appnet"]);
+    assert!(!d
+        .docker_ok(&["network", "ls", "--format", "{{.Name}}"])
+        .lines()
+        .any(|l| l == "appnet"));
+
+    // a volume outlives the container that wrote to it
+    d.docker_ok(&["volume", "create", "data"]);
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "data:/data",
+            "busybox",
+            "cat",
+            "/data/f"
+        ]),
+        "kept\n"
+    );
+    assert!(d
+        .docker_ok(&["volume", "ls", "-q"])
+        .lines()
+        .any(|l| l == "data"));
+    d.docker_ok(&["volume", "rm", "data"]);
+    assert!(!d
+        .docker_ok(&["volume", "ls", "-q"])
+        .lines()
+        .any(|l| l == "data"));
+
+    // images
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(
+        images.lines().any(|l| l == "busybox:latest"),
+        "images: {images:?}"
+    );
+    d.docker_ok(&["tag", "busybox", "mybox:v1"]);
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(
+        images.lines().any(|l| l == "mybox:v1"),
+        "images after tag: {images:?}"
+    );
+    d.docker_ok(&["rmi", "mybox:v1"]);
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(
+        !images.lines().any(|l| l == "mybox:v1"),
+        "images after rmi: {images:?}"
+    );
+    assert!(
+        images.lines().any(|l| l == "busybox:latest"),
+        "rmi of a tag kept the image: {images:?}"
+    );
+
+    d.finish();
+}
+
+#[test]
+fn docker_py() {
+    require("python3", "python3");
+    let has_module = Command::new("python3")
+        .args(["-c", "import docker"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        has_module,
+        "the python docker module is missing: install python3-docker (scripts/deps.sh)"
+    );
+    require(
+        DOCKER,
+        "the docker CLI (docker.io, or docker-ce-cli) at /usr/local/bin/docker",
+    );
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/docker_py.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir().join("docker-config"))
+        .output()
+        .expect("python3");
+    let shown = format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "docker_py.py failed ({:?}):\n{shown}",
+        out.status.code()
+    );
+    assert!(text(&out).contains("all checks passed"), "{shown}");
+    eprintln!("{shown}");
+    d.finish();
+}
+
+#[test]
+fn bollard() {
+    require(
+        DOCKER,
+        "the docker CLI (docker.io, or docker-ce-cli) at /usr/local/bin/docker",
+    );
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(bollard_checks(&d.socket));
+    d.finish();
+}
+
+async fn bollard_checks(socket: &Path) {
+    use bollard::models::{ContainerCreateBody, NetworkCreateRequest};
+    use bollard::query_parameters::{
+        CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+        RemoveContainerOptionsBuilder,
+    };
+    use futures_util::StreamExt;
+
+    let docker = bollard::Docker::connect_with_unix(
+        socket.to_str().expect("utf-8"),
+        120,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .expect("connect");
+    assert_eq!(docker.ping().await.expect("ping"), "OK");
+    let version = docker.version().await.expect("version");
+    assert!(version.api_version.is_some(), "version: {version:?}");
+
+    let created = docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::new().name("bol").build()),
+            ContainerCreateBody {
+                image: Some("busybox".into()),
+                cmd: Some(vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo one; echo two >&2; exit 4".into(),
+                ]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("create_container");
+    assert!(!created.id.is_empty());
+    docker
+        .start_container("bol", None)
+        .await
+        .expect("start_container");
+    let waited: Vec<_> = docker.wait_container("bol", None).collect().await;
+    // bollard reports a non-zero exit as an error carrying the code.
+    let code = match waited.last().expect("a wait answer") {
+        Ok(r) => r.status_code,
+        Err(bollard::errors::Error::DockerContainerWaitError { code, .. }) => *code,
+        Err(e) => panic!("wait_container: {e:?}"),
+    };
+    assert_eq!(code, 4);
+
+    let mut logs = docker.logs(
+        "bol",
+        Some(LogsOptionsBuilder::new().stdout(true).stderr(true).build()),
+    );
+    let mut seen = Vec::new();
+    while let Some(item) = logs.next().await {
+        seen.push(item.expect("log item").to_string());
+    }
+    assert_eq!(seen.concat(), "one\ntwo\n", "logs: {seen:?}");
+
+    let listed = docker
+        .list_containers(Some(ListContainersOptionsBuilder::new().all(true).build()))
+        .await
+        .expect("list_containers");
+    assert!(
+        listed
+            .iter()
+            .any(|c| c.id.as_deref() == Some(created.id.as_str())
+                && c.names
+                    .as_ref()
+                    .is_some_and(|n| n.iter().any(|n| n == "/bol"))),
+        "list_containers: {listed:?}"
+    );
+    let inspected = docker
+        .inspect_container("bol", None)
+        .await
+        .expect("inspect");
+    let state = inspected.state.expect("state");
+    assert_eq!(state.exit_code, Some(4));
+    assert_eq!(
+        state.status,
+        Some(bollard::models::ContainerStateStatusEnum::EXITED)
+    );
+    docker
+        .remove_container(
+            "bol",
+            Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+        )
+        .await
+        .expect("remove_container");
+    assert!(docker.inspect_container("bol", None).await.is_err());
+
+    let images = docker
+        .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+        .await
+        .expect("list_images");
+    assert!(
+        images
+            .iter()
+            .any(|i| i.repo_tags.iter().any(|t| t == "busybox:latest")),
+        "list_images: {images:?}"
+    );
+
+    let net = docker
+        .create_network(NetworkCreateRequest {
+            name: "bolnet".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create_network");
+    assert!(!net.id.is_empty());
+    docker
+        .remove_network("bolnet")
+        .await
+        .expect("remove_network");
+}
+
+#[test]
+fn survives_sigkill() {
+    require(
+        DOCKER,
+        "the docker CLI (docker.io, or docker-ce-cli) at /usr/local/bin/docker",
+    );
+    let mut d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "counter",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do echo $i; i=$((i+1)); sleep 0.2; done",
+    ]);
+    d.docker_ok(&[
+        "run", "-d", "--name", "seven", "busybox", "sh", "-c", "exit 7",
+    ]);
+    let status = |d: &Daemon, name: &str| {
+        d.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            name,
+        ])
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || status(&d, "seven")
+            == "exited 7\n"),
+        "seven: {}",
+        status(&d, "seven")
+    );
+    let lines = |d: &Daemon| -> Vec<u64> {
+        d.docker_ok(&["logs", "counter"])
+            .lines()
+            .map(|l| l.parse().unwrap_or_else(|_| panic!("log line {l:?}")))
+            .collect()
+    };
+    assert!(eventually(Duration::from_secs(20), || lines(&d).len() >= 3));
+    let pid = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "counter"]);
+    let before = lines(&d).len();
+
+    d.kill_and_restart();
+
+    let pid_after = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "counter"]);
+    assert_eq!(
+        pid_after, pid,
+        "the running container's pid after the restart"
+    );
+    let pid: i32 = pid.trim().parse().expect("pid");
+    assert!(pid > 0);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+        .expect("the container process lives");
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "counter"]),
+        "running\n"
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || lines(&d).len() > before + 5),
+        "logs did not grow after the restart: {} lines before, {:?} now",
+        before,
+        lines(&d).len()
+    );
+    let got = lines(&d);
+    let expected: Vec<u64> = (0..got.len() as u64).collect();
+    assert_eq!(
+        got, expected,
+        "log lines lost or repeated across the restart"
+    );
+    assert_eq!(status(&d, "seven"), "exited 7\n");
+    let ps: HashMap<String, String> = d
+        .docker_ok(&["ps", "-a", "--format", "{{.Names}}\t{{.State}}"])
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect();
+    assert_eq!(ps.len(), 2, "ps -a after the restart: {ps:?}");
+    assert_eq!(ps["counter"], "running");
+    assert_eq!(ps["seven"], "exited");
+
+    d.docker_ok(&["stop", "-t", "2", "counter"]);
+    assert!(
+        status(&d, "counter").starts_with("exited "),
+        "{}",
+        status(&d, "counter")
+    );
+    assert!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err(),
+        "the stopped container's process is gone"
+    );
+    d.docker_ok(&["rm", "counter", "seven"]);
+    // The restarted daemon runs new containers as before.
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "busybox", "echo", "after"]),
+        "after\n"
+    );
+    assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
+    d.finish();
+}
