@@ -46,12 +46,26 @@ pub async fn serve(options: Options) -> Result<(), String> {
     let app = app.map_request(strip_version);
     let served = axum::serve(
         listener,
-        axum::ServiceExt::<Request>::into_make_service(app),
+        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<Connection>(app),
     )
     .with_graceful_shutdown(stop_signal())
     .await;
     let _ = std::fs::remove_file(&options.socket);
     served.map_err(|e| format!("serving {}: {e}", options.socket.display()))
+}
+
+/// Each request's connection, for hijacked streams that must know when the client has read
+/// the 101 answer (see `streams::hijack`): a duplicate of its socket, shared by its requests.
+#[derive(Clone)]
+pub struct Connection(pub Option<Arc<std::os::fd::OwnedFd>>);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, UnixListener>>
+    for Connection
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, UnixListener>) -> Self {
+        use std::os::fd::AsFd;
+        Connection(stream.io().as_fd().try_clone_to_owned().ok().map(Arc::new))
+    }
 }
 
 pub fn router(state: AppState) -> Router {

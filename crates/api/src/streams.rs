@@ -78,9 +78,18 @@ where
         ));
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let connection = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<crate::server::Connection>>()
+        .and_then(|c| c.0 .0.clone());
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => serve(TokioIo::new(upgraded)).await,
+            Ok(upgraded) => {
+                if let Some(socket) = connection {
+                    headers_read(&socket).await;
+                }
+                serve(TokioIo::new(upgraded)).await
+            }
             Err(e) => tracing::warn!("taking over an attach connection: {e}"),
         }
     });
@@ -91,6 +100,28 @@ where
     headers.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(response)
+}
+
+/// Waits (a second at most) until the client has read the 101 answer off the socket.
+/// Clients such as docker-py read the answer through a buffered reader and then read the
+/// raw socket, so bytes that arrived together with the answer would be lost to them; the
+/// output of a quick `exec` otherwise often is (docker/docker-py#2042, with dockerd too).
+async fn headers_read(socket: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    let mut pause = std::time::Duration::from_micros(100);
+    loop {
+        let mut unread: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) on a socket we hold writes one int: the bytes sent
+        // on it that the peer has not read yet.
+        let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::TIOCOUTQ, &mut unread) };
+        if rc != 0 || unread == 0 || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        // The kernel has no event for "the peer has read": poll the count, backing off.
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(10));
+    }
 }
 
 /// Joins a hijacked client connection to an attachment: its input goes to the process's
