@@ -34,6 +34,9 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/rename", post(rename))
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}/attach", post(attach))
+        .route("/containers/{id}/pause", post(pause))
+        .route("/containers/{id}/unpause", post(unpause))
+        .route("/containers/{id}/top", get(top))
         .route("/containers/{id}/resize", post(resize))
         .route("/containers/{id}/exec", post(create_exec))
         .route("/exec/{id}/start", post(start_exec))
@@ -580,4 +583,51 @@ async fn inspect_exec(
         },
     }))
     .into_response())
+}
+
+async fn pause(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    state.engine.set_paused(&id, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unpause(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    state.engine.set_paused(&id, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `docker top`: the container's processes as ps(1) would list them, read from /proc.
+async fn top(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let pids = state.engine.processes(&id).await?;
+    let rows: Vec<Vec<String>> = pids.iter().filter_map(|pid| process_row(*pid)).collect();
+    Ok(Json(serde_json::json!({
+        "Titles": ["UID", "PID", "PPID", "STAT", "CMD"],
+        "Processes": rows,
+    }))
+    .into_response())
+}
+
+/// UID, PID, PPID, state and command line of a process; None if it has gone.
+fn process_row(pid: i32) -> Option<Vec<String>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().next().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let cmd = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some(vec![
+        field("Uid:"),
+        pid.to_string(),
+        field("PPid:"),
+        field("State:"),
+        cmd,
+    ])
 }

@@ -73,6 +73,22 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
         restart,
         stop_signal: body.stop_signal.filter(|s| !s.is_empty()),
         stop_timeout: body.stop_timeout.map(|t| t.max(0) as u32),
+        security: berth_engine::limits::Security {
+            user: body.user.filter(|u| !u.is_empty()),
+            privileged: host.privileged.unwrap_or(false),
+            cap_add: host.cap_add.clone().unwrap_or_default(),
+            cap_drop: host.cap_drop.clone().unwrap_or_default(),
+            read_only: host.readonly_rootfs.unwrap_or(false),
+        },
+        resources: berth_engine::limits::Resources {
+            // Docker sends 0 for "not set".
+            memory: host.memory.filter(|m| *m > 0),
+            memory_swap: host.memory_swap.filter(|m| *m != 0),
+            nano_cpus: host.nano_cpus.filter(|n| *n > 0),
+            cpu_shares: host.cpu_shares.filter(|s| *s > 0).map(|s| s as u64),
+            cpuset_cpus: host.cpuset_cpus.clone().filter(|c| !c.is_empty()),
+            pids_limit: host.pids_limit.filter(|p| *p > 0),
+        },
         tty: body.tty.unwrap_or(false),
         open_stdin: body.open_stdin.unwrap_or(false),
         stdin_once: body.stdin_once.unwrap_or(false),
@@ -180,6 +196,7 @@ pub fn docker_time(t: Option<OffsetDateTime>) -> String {
 fn state_name(c: &Container) -> &'static str {
     match c.state.status {
         Status::Created => "created",
+        Status::Running if c.state.paused => "paused",
         Status::Running => "running",
         Status::Exited => "exited",
     }
@@ -255,6 +272,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> serde_json::Value {
     let running = c.state.status == Status::Running;
     let status = match c.state.status {
         Status::Created => ContainerStateStatusEnum::CREATED,
+        Status::Running if c.state.paused => ContainerStateStatusEnum::PAUSED,
         Status::Running => ContainerStateStatusEnum::RUNNING,
         Status::Exited => ContainerStateStatusEnum::EXITED,
     };
@@ -267,7 +285,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> serde_json::Value {
         state: Some(ContainerState {
             status: Some(status),
             running: Some(running),
-            paused: Some(false),
+            paused: Some(c.state.paused),
             restarting: Some(false),
             oom_killed: Some(false),
             dead: Some(false),
@@ -296,10 +314,22 @@ pub fn inspect(engine: &Engine, c: &Container) -> serde_json::Value {
                 typ: Some("json-file".into()),
                 config: Some(HashMap::new()),
             }),
+            privileged: Some(c.config.security.privileged),
+            cap_add: Some(c.config.security.cap_add.clone()),
+            cap_drop: Some(c.config.security.cap_drop.clone()),
+            readonly_rootfs: Some(c.config.security.read_only),
+            memory: Some(c.config.resources.memory.unwrap_or(0)),
+            memory_swap: Some(c.config.resources.memory_swap.unwrap_or(0)),
+            nano_cpus: Some(c.config.resources.nano_cpus.unwrap_or(0)),
+            cpu_shares: Some(c.config.resources.cpu_shares.unwrap_or(0) as i64),
+            cpuset_cpus: Some(c.config.resources.cpuset_cpus.clone().unwrap_or_default()),
+            pids_limit: c.config.resources.pids_limit,
+            binds: Some(binds(c)),
             ..Default::default()
         }),
         config: Some(ContainerConfig {
             hostname: Some(c.hostname()),
+            user: Some(c.config.security.user.clone().unwrap_or_default()),
             image: Some(c.config.image.clone()),
             cmd: Some(c.config.cmd.clone()),
             entrypoint: Some(c.config.entrypoint.clone()),
@@ -331,6 +361,19 @@ pub fn inspect(engine: &Engine, c: &Container) -> serde_json::Value {
     v["NetworkSettings"]["MacAddress"] = field(|e| e.mac_address.clone()).into();
     v["NetworkSettings"]["IPPrefixLen"] = first.and_then(|e| e.ip_prefix_len).unwrap_or(0).into();
     v
+}
+
+/// `-v` binds as given back in HostConfig.Binds.
+fn binds(c: &Container) -> Vec<String> {
+    c.config
+        .mounts
+        .iter()
+        .filter(|m| m.create_source || (m.kind == MountKind::Volume && !m.source.is_empty()))
+        .map(|m| {
+            let ro = if m.readonly { ":ro" } else { "" };
+            format!("{}:{}{ro}", m.source, m.target)
+        })
+        .collect()
 }
 
 /// The container's mounts as inspect lists them.
@@ -420,6 +463,7 @@ pub fn human_duration(d: time::Duration) -> String {
 pub fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
     let state = match c.state.status {
         Status::Created => ContainerSummaryStateEnum::CREATED,
+        Status::Running if c.state.paused => ContainerSummaryStateEnum::PAUSED,
         Status::Running => ContainerSummaryStateEnum::RUNNING,
         Status::Exited => ContainerSummaryStateEnum::EXITED,
     };

@@ -257,7 +257,7 @@ async fn create(
 
 /// Runs a future of the image service to completion on a blocking thread: its futures are
 /// not `Send` for every lifetime the scheduler needs, so they are driven where they start.
-async fn on_own_thread<F, Fut, T>(f: F) -> berth_image::Result<T>
+pub(crate) async fn on_own_thread<F, Fut, T>(f: F) -> berth_image::Result<T>
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = berth_image::Result<T>>,

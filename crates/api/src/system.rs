@@ -24,6 +24,8 @@ pub fn routes() -> Router<AppState> {
         .route("/version", get(version))
         .route("/info", get(info))
         .route("/events", get(events))
+        .route("/system/df", get(disk_usage))
+        .route("/auth", axum::routing::post(auth))
 }
 
 /// Clients read the version and the builder from these headers to negotiate.
@@ -99,6 +101,24 @@ async fn info(State(state): State<AppState>) -> ApiResult<Json<SystemInfo>> {
 struct EventsQuery {
     /// Docker's JSON filters, e.g. `{"type":["container"],"container":["web"]}`.
     filters: Option<String>,
+    /// Seconds since the epoch (with a fraction): past events from then on.
+    since: Option<String>,
+    /// Seconds since the epoch: the stream ends then.
+    until: Option<String>,
+}
+
+fn epoch(v: Option<&str>) -> ApiResult<Option<time::OffsetDateTime>> {
+    let Some(v) = v.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let secs: f64 = v.parse().map_err(|_| {
+        crate::error::ApiError::bad_request(format!(
+            "invalid time {v:?}: give seconds since the epoch"
+        ))
+    })?;
+    time::OffsetDateTime::from_unix_timestamp_nanos((secs * 1e9) as i128)
+        .map(Some)
+        .map_err(|_| crate::error::ApiError::bad_request(format!("time {v:?} is out of range")))
 }
 
 /// The event stream: one JSON object per line, as events happen.
@@ -107,15 +127,38 @@ async fn events(
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Response> {
     let filters = streams::Filters::parse(q.filters.as_deref())?;
-    let mut rx = state.engine.events().subscribe();
+    let since = epoch(q.since.as_deref())?;
+    let until = epoch(q.until.as_deref())?;
+    let (past, mut rx) = state.engine.events().subscribe_since(
+        since.unwrap_or(time::OffsetDateTime::now_utc() + time::Duration::days(1)),
+    );
     let (tx, body) = streams::json_lines();
+    // The stream ends at `until`: a deadline, as the client asked, not a synchronisation.
+    let end = until.map(|u| {
+        let left = (u - time::OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+        tokio::time::Instant::now() + left.unsigned_abs()
+    });
     tokio::spawn(async move {
+        let mut past = past.into_iter();
         loop {
-            let event = match rx.recv().await {
+            let next = match past.next() {
+                Some(e) => Ok(e),
+                None => match end {
+                    Some(end) => match tokio::time::timeout_at(end, rx.recv()).await {
+                        Ok(e) => e,
+                        Err(_) => return,
+                    },
+                    None => rx.recv().await,
+                },
+            };
+            let event = match next {
                 Ok(e) => e,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,
             };
+            if until.is_some_and(|u| event.time > u) {
+                return;
+            }
             let kind = event.kind.as_str();
             let name = event.attributes.get("name").cloned().unwrap_or_default();
             if !filters.matches("type", &[kind])
@@ -157,4 +200,116 @@ fn message(e: &berth_engine::events::Event) -> serde_json::Value {
     v["status"] = e.action.clone().into();
     v["id"] = e.id.clone().into();
     v
+}
+
+/// `system df`: images, containers and volumes with their sizes.
+async fn disk_usage(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let engine = &state.engine;
+    let containers = engine.list().await?;
+    let images: Vec<_> = engine
+        .images()
+        .list()?
+        .iter()
+        .map(|i| {
+            let used = containers
+                .iter()
+                .filter(|c| c.config.image_id == i.id.to_string())
+                .count();
+            serde_json::json!({
+                "Id": i.id.to_string(),
+                "ParentId": "",
+                "RepoTags": i.tags.iter().map(|t| t.familiar()).collect::<Vec<_>>(),
+                "RepoDigests": i.repo_digests.iter().map(|t| t.familiar()).collect::<Vec<_>>(),
+                "Created": 0,
+                "Size": i.size,
+                "SharedSize": 0,
+                "Containers": used,
+            })
+        })
+        .collect();
+    let rows: Vec<_> = containers
+        .iter()
+        .map(|c| crate::convert::summary(engine, c))
+        .collect();
+    let volumes: Vec<_> = engine
+        .volumes()?
+        .iter()
+        .map(|v| {
+            let users = engine.volume_users(&v.name).map_or(0, |u| u.len());
+            serde_json::json!({
+                "Name": v.name,
+                "Driver": "local",
+                "Mountpoint": engine.volume_dir(&v.name).display().to_string(),
+                "Labels": v.labels,
+                "Scope": "local",
+                "UsageData": {"Size": dir_size(&engine.volume_dir(&v.name)), "RefCount": users},
+            })
+        })
+        .collect();
+    let layers: u64 = engine.images().list()?.iter().map(|i| i.size).sum();
+    Ok(Json(serde_json::json!({
+        "LayersSize": layers,
+        "Images": images,
+        "Containers": rows,
+        "Volumes": volumes,
+        "BuildCache": [],
+    })))
+}
+
+/// Bytes of the regular files under a directory (links not followed).
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Docker's login body.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AuthBody {
+    username: String,
+    password: String,
+    serveraddress: String,
+}
+
+/// `login`: checks the credentials against the registry and keeps them for the daemon's
+/// pulls and pushes.
+async fn auth(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let b: AuthBody = serde_json::from_slice(&body)
+        .map_err(|e| crate::error::ApiError::bad_request(format!("invalid login body: {e}")))?;
+    let server = b
+        .serveraddress
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .trim_end_matches("/v1")
+        .to_string();
+    let server = if server.is_empty() {
+        "docker.io".to_string()
+    } else {
+        server
+    };
+    let creds = berth_image::registry::Credentials {
+        username: b.username,
+        password: b.password,
+    };
+    let engine = state.engine.clone();
+    crate::images::on_own_thread(
+        move || async move { engine.images().login(&server, &creds).await },
+    )
+    .await?;
+    Ok(Json(
+        serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""}),
+    ))
 }

@@ -45,6 +45,10 @@ pub struct Config {
     pub stop_timeout: Option<u32>,
     /// `-v`, `--mount`, `--tmpfs`, and the image's VOLUMEs (named at create).
     pub mounts: Vec<crate::volumes::MountSpec>,
+    /// `--user`, capabilities, `--privileged`, `--read-only`.
+    pub security: crate::limits::Security,
+    /// `--memory`, `--cpus`, `--pids-limit` …
+    pub resources: crate::limits::Resources,
     /// `-t`: the process gets a terminal.
     pub tty: bool,
     /// `-i`: stdin stays open for attached clients.
@@ -145,6 +149,9 @@ pub struct State {
     /// The user stopped it (stop, kill): no restart by policy until started again.
     #[serde(default)]
     pub stopped_by_user: bool,
+    /// Frozen by `pause` (its cgroup's freezer), while running.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl State {
@@ -158,6 +165,7 @@ impl State {
             finished_at: None,
             restart_count: 0,
             stopped_by_user: false,
+            paused: false,
         }
     }
 }

@@ -115,7 +115,10 @@ impl Engine {
         }
         let store = Arc::new(Mutex::new(Store::open(&settings.root.join("engine.db"))?));
         let net = Manager::open_with(settings.network.clone()).await?;
-        let images = ImageService::open(berth_image::Options::new(settings.root.join("image")))?;
+        let mut image_options = berth_image::Options::new(settings.root.join("image"));
+        // The daemon's own credentials (from `login`), never the invoking user's.
+        image_options.registry.credentials = settings.root.join("image").join("credentials.json");
+        let images = ImageService::open(image_options)?;
         images.set_usage_check(Arc::new(ImageUsers(store.clone())));
         if net.network(berth_network::mode::DEFAULT_NETWORK).is_err() {
             net.create_network(&NetworkSpec {
@@ -256,6 +259,7 @@ impl Engine {
         for p in &config.publish {
             parse_publish(p)?;
         }
+        crate::limits::check(&config.security, &config.resources)?;
         self.claim_volumes(&mut config.mounts)?;
         let c = Container {
             id,
@@ -288,6 +292,12 @@ impl Engine {
         config.env = env;
         if config.workdir.is_none() {
             config.workdir = defaults.working_dir().clone().filter(|w| !w.is_empty());
+        }
+        if config.security.user.is_none() {
+            config.security.user = defaults.user().clone().filter(|u| !u.is_empty());
+        }
+        if config.stop_signal.is_none() {
+            config.stop_signal = defaults.stop_signal().clone().filter(|s| !s.is_empty());
         }
         for target in defaults.volumes().clone().unwrap_or_default() {
             if !config.mounts.iter().any(|m| m.target == target) {
@@ -436,6 +446,7 @@ impl Engine {
             finished_at: None,
             restart_count: c.state.restart_count,
             stopped_by_user: false,
+            paused: false,
         };
         self.store().update(&c)?;
         self.events.send(self.container_event("start", &c));
@@ -482,6 +493,7 @@ impl Engine {
             }
         };
         let mut spec = spec;
+        crate::limits::apply(&mut spec, &c.config.security, &c.config.resources, &rootfs)?;
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         mounts.extend(self.runtime_mounts(&c.config.mounts, &rootfs)?);
         spec.set_mounts(Some(mounts));
@@ -544,6 +556,7 @@ impl Engine {
                 None => return Err(Error::NotFound(c.id.clone())),
             }
             c.state.status = Status::Exited;
+            c.state.paused = false;
             c.state.exit_code = Some(exit.code);
             c.state.finished_at = Some(exit.finished_at);
             c.state.pid = 0;
@@ -719,6 +732,47 @@ impl Engine {
         }
         self.events.send(self.container_event("destroy", &c));
         Ok(())
+    }
+
+    /// Freezes (or thaws) every process of a running container.
+    pub async fn set_paused(&self, key: &str, paused: bool) -> Result<()> {
+        let mut c = self.inspect(key).await?;
+        if c.state.status != Status::Running {
+            return Err(Error::Conflict(format!(
+                "container {} is not running",
+                c.name
+            )));
+        }
+        if c.state.paused == paused {
+            let state = if paused {
+                "already paused"
+            } else {
+                "not paused"
+            };
+            return Err(Error::Conflict(format!("container {} is {state}", c.name)));
+        }
+        let runtime = Runtime::new(self.runtime_root());
+        match paused {
+            true => runtime.pause(&c.id)?,
+            false => runtime.resume(&c.id)?,
+        }
+        c.state.paused = paused;
+        self.store().update(&c)?;
+        let action = if paused { "pause" } else { "unpause" };
+        self.events.send(self.container_event(action, &c));
+        Ok(())
+    }
+
+    /// The host pids of a running container's processes.
+    pub async fn processes(&self, key: &str) -> Result<Vec<i32>> {
+        let c = self.inspect(key).await?;
+        if c.state.status != Status::Running {
+            return Err(Error::Conflict(format!(
+                "container {} is not running",
+                c.name
+            )));
+        }
+        Ok(Runtime::new(self.runtime_root()).ps(&c.id)?)
     }
 
     /// Gives a container a new name (unique, as at create).

@@ -56,16 +56,21 @@ impl Event {
     }
 }
 
-/// The engine's event channel. Slow listeners lose the oldest events (they are told how many),
-/// never block the engine.
+/// The engine's event channel, and the latest events for `events --since`. Slow listeners
+/// lose the oldest events (they are told how many), never block the engine.
 pub struct Events {
     tx: broadcast::Sender<Event>,
+    recent: std::sync::Mutex<std::collections::VecDeque<Event>>,
 }
+
+/// How many past events `--since` can reach back to.
+const KEPT: usize = 1024;
 
 impl Default for Events {
     fn default() -> Self {
         Events {
             tx: broadcast::channel(1024).0,
+            recent: Default::default(),
         }
     }
 }
@@ -75,8 +80,24 @@ impl Events {
         self.tx.subscribe()
     }
 
+    /// A subscription and, atomically with it, the kept events from `since` on: nothing is
+    /// seen twice or missed between the two.
+    pub fn subscribe_since(
+        &self,
+        since: OffsetDateTime,
+    ) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let past = recent.iter().filter(|e| e.time >= since).cloned().collect();
+        (past, self.tx.subscribe())
+    }
+
     pub fn send(&self, event: Event) {
         tracing::debug!(kind = event.kind.as_str(), action = %event.action, id = %event.id, "event");
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() == KEPT {
+            recent.pop_front();
+        }
+        recent.push_back(event.clone());
         // No listener is not an error: events are for whoever is listening now.
         let _ = self.tx.send(event);
     }
@@ -96,5 +117,10 @@ mod tests {
         assert_eq!(e.action, "die");
         assert_eq!(e.attributes["exitCode"], "3");
         assert!(rx.try_recv().is_err());
+        let (past, _rx) = events.subscribe_since(OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(past.len(), 2);
+        let (none, _rx) =
+            events.subscribe_since(OffsetDateTime::now_utc() + time::Duration::hours(1));
+        assert!(none.is_empty());
     }
 }

@@ -299,7 +299,7 @@ fn exec_process(bundle: &Path, cfg: &ExecConfig) -> Result<Process> {
 }
 
 /// `user[:group]` by number or by name in the container's /etc/passwd and /etc/group.
-fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32)> {
+pub(crate) fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32)> {
     let (name, group) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod limits;
 pub mod logs;
 pub mod monitor;
 pub mod shim;

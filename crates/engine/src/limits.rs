@@ -1,0 +1,278 @@
+//! What a container may do and use: its user, capabilities (Docker's default set, `--cap-add`,
+//! `--cap-drop`, `--privileged`), a read-only root, and its resources (`--memory`,
+//! `--memory-swap`, `--cpus`, `--cpu-shares`, `--cpuset-cpus`, `--pids-limit`), applied to
+//! the runtime spec made for it.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use oci_spec::runtime::{
+    Capabilities, Capability, LinuxCapabilities, LinuxCpuBuilder, LinuxMemoryBuilder,
+    LinuxPidsBuilder, LinuxResources, Spec, UserBuilder,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// `--memory` and friends, in Docker's units (bytes, nano-CPUs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Resources {
+    pub memory: Option<i64>,
+    /// Memory plus swap; -1 for unlimited swap; twice `memory` when unset, as in Docker.
+    pub memory_swap: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+}
+
+/// `--user`, `--privileged`, `--cap-add`, `--cap-drop`, `--read-only`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Security {
+    pub user: Option<String>,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub read_only: bool,
+}
+
+/// Docker's default capability set.
+const DOCKER_DEFAULT: [Capability; 14] = [
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+/// A capability by Docker's spellings: `NET_ADMIN`, `CAP_NET_ADMIN`, `net_admin`.
+fn parse_capability(name: &str) -> Result<Capability> {
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    Capability::from_str(&full).map_err(|_| {
+        Error::Invalid(format!(
+            "unknown capability {name:?}: give a name such as NET_ADMIN (see capabilities(7))"
+        ))
+    })
+}
+
+/// Every capability the kernel may have.
+fn all_capabilities() -> Capabilities {
+    berth_runtime::spec::features()
+        .linux()
+        .as_ref()
+        .and_then(|l| l.capabilities().clone())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| Capability::from_str(c).ok())
+        .collect()
+}
+
+/// The set a container gets: Docker's default (or all, privileged), plus adds, minus drops;
+/// `ALL` in either list means every capability.
+pub fn capabilities(s: &Security) -> Result<Capabilities> {
+    let mut set: Capabilities = if s.privileged {
+        all_capabilities()
+    } else {
+        DOCKER_DEFAULT.into_iter().collect()
+    };
+    for name in &s.cap_add {
+        if name.eq_ignore_ascii_case("ALL") {
+            set = all_capabilities();
+        } else {
+            set.insert(parse_capability(name)?);
+        }
+    }
+    for name in &s.cap_drop {
+        if name.eq_ignore_ascii_case("ALL") {
+            set.clear();
+        } else {
+            set.remove(&parse_capability(name)?);
+        }
+    }
+    Ok(set)
+}
+
+/// Checks what can be checked before the container exists.
+pub fn check(s: &Security, r: &Resources) -> Result<()> {
+    capabilities(s)?;
+    if let (Some(m), Some(swap)) = (r.memory, r.memory_swap) {
+        if swap != -1 && swap < m {
+            return Err(Error::Invalid(
+                "--memory-swap must be at least --memory (it counts both), or -1 for unlimited swap".into(),
+            ));
+        }
+    }
+    if r.memory.is_some_and(|m| m < 6 * 1024 * 1024) {
+        return Err(Error::Invalid(
+            "--memory must be at least 6MB, as in Docker".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Applies the user (resolved in the container's root filesystem), the capabilities, the
+/// read-only root and the resources to `spec`.
+pub fn apply(spec: &mut Spec, s: &Security, r: &Resources, rootfs: &Path) -> Result<()> {
+    let mut process = spec.process().clone().unwrap_or_default();
+    if let Some(user) = s.user.as_deref().filter(|u| !u.is_empty()) {
+        let (uid, gid) = crate::exec::resolve_user(rootfs, user)?;
+        let user = UserBuilder::default()
+            .uid(uid)
+            .gid(gid)
+            .build()
+            .map_err(|e| Error::Invalid(format!("user {user}: {e}")))?;
+        process.set_user(user);
+    }
+    let caps = capabilities(s)?;
+    let mut c = LinuxCapabilities::default();
+    c.set_bounding(Some(caps.clone()));
+    c.set_permitted(Some(caps.clone()));
+    c.set_effective(Some(caps));
+    // Nothing inheritable or ambient, as Docker (and runc since CVE-2022-29162).
+    c.set_inheritable(None);
+    c.set_ambient(None);
+    process.set_capabilities(Some(c));
+    spec.set_process(Some(process));
+    if s.read_only {
+        let mut root = spec.root().clone().unwrap_or_default();
+        root.set_readonly(Some(true));
+        spec.set_root(Some(root));
+    }
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    if s.privileged {
+        // As Docker: nothing masked or read-only under /proc and /sys.
+        linux.set_masked_paths(Some(Vec::new()));
+        linux.set_readonly_paths(Some(Vec::new()));
+    }
+    linux.set_resources(Some(resources(r)?));
+    spec.set_linux(Some(linux));
+    Ok(())
+}
+
+/// Docker's CFS period; `--cpus` is a quota over it.
+const CPU_PERIOD: u64 = 100_000;
+
+fn resources(r: &Resources) -> Result<LinuxResources> {
+    let bad = |e: oci_spec::OciSpecError| Error::Invalid(format!("resources: {e}"));
+    let mut res = LinuxResources::default();
+    if let Some(limit) = r.memory {
+        let swap = match r.memory_swap {
+            Some(s) => s,
+            None => limit * 2,
+        };
+        let memory = LinuxMemoryBuilder::default()
+            .limit(limit)
+            .swap(swap)
+            .build()
+            .map_err(bad)?;
+        res.set_memory(Some(memory));
+    }
+    let mut cpu = LinuxCpuBuilder::default();
+    let mut any_cpu = false;
+    if let Some(n) = r.nano_cpus.filter(|n| *n > 0) {
+        cpu = cpu
+            .period(CPU_PERIOD)
+            .quota((n as u64 * CPU_PERIOD / 1_000_000_000) as i64);
+        any_cpu = true;
+    }
+    if let Some(shares) = r.cpu_shares.filter(|s| *s > 0) {
+        cpu = cpu.shares(shares);
+        any_cpu = true;
+    }
+    if let Some(set) = r.cpuset_cpus.as_ref().filter(|s| !s.is_empty()) {
+        cpu = cpu.cpus(set.clone());
+        any_cpu = true;
+    }
+    if any_cpu {
+        res.set_cpu(Some(cpu.build().map_err(bad)?));
+    }
+    if let Some(limit) = r.pids_limit.filter(|l| *l != 0) {
+        res.set_pids(Some(
+            LinuxPidsBuilder::default()
+                .limit(limit)
+                .build()
+                .map_err(bad)?,
+        ));
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_start_from_dockers_set() {
+        let default = capabilities(&Security::default()).unwrap();
+        assert_eq!(default.len(), 14);
+        assert!(default.contains(&Capability::NetRaw));
+        let s = Security {
+            cap_add: vec!["net_admin".into()],
+            cap_drop: vec!["CAP_NET_RAW".into(), "chown".into()],
+            ..Default::default()
+        };
+        let set = capabilities(&s).unwrap();
+        assert!(set.contains(&Capability::NetAdmin));
+        assert!(!set.contains(&Capability::NetRaw) && !set.contains(&Capability::Chown));
+        let none = Security {
+            cap_drop: vec!["ALL".into()],
+            ..Default::default()
+        };
+        assert!(capabilities(&none).unwrap().is_empty());
+        let privileged = Security {
+            privileged: true,
+            ..Default::default()
+        };
+        assert!(capabilities(&privileged)
+            .unwrap()
+            .contains(&Capability::SysAdmin));
+        let bad = Security {
+            cap_add: vec!["FLY".into()],
+            ..Default::default()
+        };
+        assert!(capabilities(&bad).unwrap_err().to_string().contains("FLY"));
+    }
+
+    #[test]
+    fn resources_take_dockers_units() {
+        let r = Resources {
+            memory: Some(64 << 20),
+            nano_cpus: Some(1_500_000_000),
+            pids_limit: Some(10),
+            ..Default::default()
+        };
+        let res = resources(&r).unwrap();
+        let mem = res.memory().as_ref().unwrap();
+        assert_eq!((mem.limit(), mem.swap()), (Some(64 << 20), Some(128 << 20)));
+        let cpu = res.cpu().as_ref().unwrap();
+        assert_eq!((cpu.quota(), cpu.period()), (Some(150_000), Some(100_000)));
+        assert_eq!(res.pids().as_ref().unwrap().limit(), 10);
+        let low = Resources {
+            memory: Some(1 << 20),
+            ..Default::default()
+        };
+        assert!(check(&Security::default(), &low).is_err());
+        let swap = Resources {
+            memory: Some(64 << 20),
+            memory_swap: Some(32 << 20),
+            ..Default::default()
+        };
+        assert!(check(&Security::default(), &swap).is_err());
+    }
+}
