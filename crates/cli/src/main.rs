@@ -13,7 +13,7 @@ mod terminal;
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
 
-use client::{Client, DaemonError, DEFAULT_HOST};
+use client::{Client, DEFAULT_HOST};
 use commands::{container as ctr, image as img, network, system, volume, Exit};
 
 #[derive(Parser, Debug)]
@@ -184,13 +184,15 @@ fn default_sigpipe() {
     }
 }
 
-/// Prints an error as one line and chooses the exit status (125 for a daemon error in run).
+/// Prints an error as one line and chooses the exit status (125 for run's own failures).
 fn report(e: &anyhow::Error, is_run: bool) -> i32 {
     if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
         return *code;
     }
     eprintln!("{e:#}");
-    if is_run && e.downcast_ref::<DaemonError>().is_some() {
+    // As docker: run and create exit 125 for any failure of their own (a daemon error,
+    // a failed pull), keeping the container's own statuses for the container.
+    if is_run {
         125
     } else {
         1

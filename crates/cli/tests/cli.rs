@@ -358,7 +358,12 @@ fn run_flows(d: &Daemon) {
     assert_eq!(out.status.code(), Some(127));
     let out = d.berth(&["run", "--rm", "no-such-image-here"]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Error response from daemon: "));
+    // It looked for the image, tried to pull it, and says why that failed.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Unable to find image") && err.contains("registry"),
+        "{err}"
+    );
 }
 
 fn detached_lifecycle(d: &Daemon) {

@@ -145,9 +145,9 @@ fn start_failure(e: anyhow::Error) -> anyhow::Error {
 /// `-it` needs a terminal on stdin, as docker says.
 fn check_tty(tty: bool, interactive: bool) -> Result<()> {
     if tty && interactive && !terminal::is_tty(0) {
-        return Err(anyhow!(
-            "the input device is not a TTY: drop -t, or run from a terminal"
-        ));
+        // Docker's exit status for this, 1, not run's own 125.
+        eprintln!("the input device is not a TTY: drop -t, or run from a terminal");
+        return Err(Exit(1).into());
     }
     Ok(())
 }
