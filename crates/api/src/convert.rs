@@ -36,7 +36,7 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
             aliases.extend(settings.aliases.unwrap_or_default());
         }
     }
-    let restart = match host.restart_policy {
+    let restart = match host.restart_policy.clone() {
         Some(p) => {
             let name = p.name.map(|n| n.to_string()).unwrap_or_default();
             let max = p.maximum_retry_count.unwrap_or(0).max(0) as u32;
@@ -49,7 +49,7 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
             "--rm and a restart policy cannot be used together: choose one",
         ));
     }
-    let mut publish = port_bindings(host.port_bindings.unwrap_or_default());
+    let mut publish = port_bindings(host.port_bindings.clone().unwrap_or_default());
     if host.publish_all_ports == Some(true) {
         for port in body.exposed_ports.unwrap_or_default() {
             if !publish.iter().any(|p| p.ends_with(&format!(":{port}"))) {
@@ -57,6 +57,7 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
             }
         }
     }
+    let (no_new_privileges, seccomp) = security_options(host.security_opt.as_deref())?;
     Ok(Config {
         image,
         mounts,
@@ -79,6 +80,9 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
             cap_add: host.cap_add.clone().unwrap_or_default(),
             cap_drop: host.cap_drop.clone().unwrap_or_default(),
             read_only: host.readonly_rootfs.unwrap_or(false),
+            no_new_privileges,
+            seccomp,
+            devices: devices(&host),
         },
         resources: berth_engine::limits::Resources {
             // Docker sends 0 for "not set".
@@ -88,12 +92,103 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
             cpu_shares: host.cpu_shares.filter(|s| *s > 0).map(|s| s as u64),
             cpuset_cpus: host.cpuset_cpus.clone().filter(|c| !c.is_empty()),
             pids_limit: host.pids_limit.filter(|p| *p > 0),
+            ulimits: ulimits(&host)?,
+            shm_size: host.shm_size.filter(|s| *s > 0),
         },
         tty: body.tty.unwrap_or(false),
         open_stdin: body.open_stdin.unwrap_or(false),
         stdin_once: body.stdin_once.unwrap_or(false),
         ..Default::default()
     })
+}
+
+/// `SecurityOpt`: `no-new-privileges[:true|false]` and `seccomp=unconfined|<profile JSON>`
+/// (the docker CLI sends a profile file's content). This host has neither AppArmor nor
+/// SELinux, so their `apparmor=`/`label=` options are refused rather than ignored.
+fn security_options(
+    options: Option<&[String]>,
+) -> ApiResult<(bool, berth_engine::limits::Seccomp)> {
+    use berth_engine::limits::Seccomp;
+    let mut no_new_privileges = false;
+    let mut seccomp = Seccomp::Default;
+    for opt in options.unwrap_or_default() {
+        let (key, value) = opt
+            .split_once(['=', ':'])
+            .map_or((opt.as_str(), None), |(k, v)| (k, Some(v)));
+        match (key, value) {
+            ("no-new-privileges", None | Some("true")) => no_new_privileges = true,
+            ("no-new-privileges", Some("false")) => no_new_privileges = false,
+            ("seccomp", Some("unconfined")) => seccomp = Seccomp::Unconfined,
+            ("seccomp", Some(profile)) if profile.trim_start().starts_with('{') => {
+                seccomp = Seccomp::Profile(profile.to_string())
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid --security-opt {opt:?}: berth takes no-new-privileges[=true|false], \
+                     seccomp=unconfined or seccomp=PROFILE.json"
+                )))
+            }
+        }
+    }
+    Ok((no_new_privileges, seccomp))
+}
+
+/// `Ulimits` (`--ulimit nofile=1024:2048`).
+fn ulimits(host: &HostConfig) -> ApiResult<Vec<berth_engine::limits::Ulimit>> {
+    let mut out = Vec::new();
+    for u in host.ulimits.iter().flatten() {
+        let name = u.name.clone().unwrap_or_default();
+        let (Some(soft), Some(hard)) = (u.soft, u.hard) else {
+            return Err(ApiError::bad_request(format!(
+                "--ulimit {name}: give soft and hard limits, as nofile=1024:2048"
+            )));
+        };
+        let limit = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
+        out.push(berth_engine::limits::Ulimit {
+            name,
+            soft: limit(soft),
+            hard: limit(hard),
+        });
+    }
+    Ok(out)
+}
+
+/// `Devices` (`--device /dev/x[:/dev/y[:rwm]]`).
+fn devices(host: &HostConfig) -> Vec<berth_engine::limits::Device> {
+    host.devices
+        .iter()
+        .flatten()
+        .map(|d| {
+            let host_path = d.path_on_host.clone().unwrap_or_default();
+            berth_engine::limits::Device {
+                container: d
+                    .path_in_container
+                    .clone()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| host_path.clone()),
+                host: host_path,
+                permissions: d
+                    .cgroup_permissions
+                    .clone()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| "rwm".into()),
+            }
+        })
+        .collect()
+}
+
+/// The `SecurityOpt` a container was created with, as Docker lists them.
+fn security_opt(c: &Container) -> Vec<String> {
+    let mut out = Vec::new();
+    if c.config.security.no_new_privileges {
+        out.push("no-new-privileges".to_string());
+    }
+    match c.config.security.seccomp {
+        berth_engine::limits::Seccomp::Unconfined => out.push("seccomp=unconfined".into()),
+        berth_engine::limits::Seccomp::Profile(_) => out.push("seccomp=<profile>".into()),
+        berth_engine::limits::Seccomp::Default => {}
+    }
+    out
 }
 
 /// `Binds` (`-v`), `Mounts` (`--mount`) and `Tmpfs` (`--tmpfs`) as the engine's mounts.
@@ -324,6 +419,8 @@ pub fn inspect(engine: &Engine, c: &Container) -> serde_json::Value {
             cpu_shares: Some(c.config.resources.cpu_shares.unwrap_or(0) as i64),
             cpuset_cpus: Some(c.config.resources.cpuset_cpus.clone().unwrap_or_default()),
             pids_limit: c.config.resources.pids_limit,
+            shm_size: Some(c.config.resources.shm_size.unwrap_or(64 * 1024 * 1024)),
+            security_opt: Some(security_opt(c)),
             binds: Some(binds(c)),
             ..Default::default()
         }),

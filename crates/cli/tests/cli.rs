@@ -291,7 +291,153 @@ fn against_a_daemon() {
     images_and_system(&d);
     listings(&d);
     networks_and_volumes(&d);
+    limits_bite(&d);
     registry_flows(&d);
+}
+
+/// The file `name` of the container's cgroup for `controller` (v1, as on this host, or
+/// the v2 hierarchy when there is no v1 one).
+fn cgroup_file(pid: &str, controller: &str, name: &str) -> String {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    let v1 = cgroups.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == controller)
+            .then(|| format!("/sys/fs/cgroup/{controllers}{path}/{name}"))
+    });
+    let path = v1.unwrap_or_else(|| {
+        let path = cgroups
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .expect("v2");
+        format!("/sys/fs/cgroup{path}/{name}")
+    });
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .trim()
+        .to_string()
+}
+
+fn status_field(pid: &str, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in status"))
+        .trim()
+        .to_string()
+}
+
+/// Resource limits land in the container's cgroups and process; seccomp and
+/// no-new-privileges as asked; a host device appears and works.
+fn limits_bite(d: &Daemon) {
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lim",
+        "--memory",
+        "32m",
+        "--memory-swap",
+        "32m",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "--pids-limit",
+        "20",
+        "--ulimit",
+        "nofile=256:512",
+        "--shm-size",
+        "8m",
+        "--device",
+        "/dev/null:/dev/mynull:rw",
+        "bb:test",
+        "sleep",
+        "300",
+    ]);
+    let pid = d
+        .ok(&["inspect", "-f", "{{.State.Pid}}", "lim"])
+        .trim()
+        .to_string();
+    if std::path::Path::new("/sys/fs/cgroup/memory").exists() {
+        assert_eq!(
+            cgroup_file(&pid, "memory", "memory.limit_in_bytes"),
+            "33554432"
+        );
+        assert_eq!(cgroup_file(&pid, "cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(cgroup_file(&pid, "cpu", "cpu.cfs_period_us"), "100000");
+        assert_eq!(cgroup_file(&pid, "cpu", "cpu.shares"), "512");
+    } else {
+        assert_eq!(cgroup_file(&pid, "", "memory.max"), "33554432");
+        assert_eq!(cgroup_file(&pid, "", "cpu.max"), "50000 100000");
+    }
+    assert_eq!(cgroup_file(&pid, "pids", "pids.max"), "20");
+    assert_eq!(
+        d.ok(&["exec", "lim", "sh", "-c", "ulimit -n; ulimit -Hn"]),
+        "256\n512\n"
+    );
+    let shm = d.ok(&["exec", "lim", "df", "-k", "/dev/shm"]);
+    assert!(shm.contains(" 8192 "), "{shm}");
+    d.ok(&[
+        "exec",
+        "lim",
+        "sh",
+        "-c",
+        "test -c /dev/mynull && echo x > /dev/mynull",
+    ]);
+    // Docker's defaults: a seccomp filter, setuid programs allowed.
+    assert_eq!(status_field(&pid, "Seccomp"), "2");
+    assert_eq!(status_field(&pid, "NoNewPrivs"), "0");
+    // Making a user namespace needs no capability, only the profile's consent.
+    let out = d.berth(&["exec", "lim", "unshare", "-U", "true"]);
+    assert!(
+        !out.status.success(),
+        "unshare -U passed the default profile"
+    );
+    d.ok(&["rm", "-f", "lim"]);
+
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "free",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "no-new-privileges",
+        "bb:test",
+        "sleep",
+        "300",
+    ]);
+    let pid = d
+        .ok(&["inspect", "-f", "{{.State.Pid}}", "free"])
+        .trim()
+        .to_string();
+    assert_eq!(status_field(&pid, "Seccomp"), "0");
+    assert_eq!(status_field(&pid, "NoNewPrivs"), "1");
+    d.ok(&["exec", "free", "unshare", "-U", "true"]);
+    d.ok(&["rm", "-f", "free"]);
+
+    // Bad input: one line, nothing created.
+    for (flag, value, says) in [
+        ("--ulimit", "bogus=1:2", "unknown --ulimit"),
+        (
+            "--device",
+            "/dev/no-such-device",
+            "--device /dev/no-such-device",
+        ),
+        ("--security-opt", "apparmor=x", "invalid --security-opt"),
+        ("--memory", "1k", "at least 6MB"),
+    ] {
+        let out = d.berth(&["run", "--rm", flag, value, "bb:test", "true"]);
+        assert_eq!(out.status.code(), Some(125), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{flag} {value}: {err}");
+    }
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
 }
 
 fn registry_flows(d: &Daemon) {

@@ -12,6 +12,7 @@ pub mod exec;
 pub mod limits;
 pub mod logs;
 pub mod monitor;
+pub mod seccomp;
 pub mod shim;
 pub mod stdio;
 pub mod store;

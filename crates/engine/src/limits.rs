@@ -1,16 +1,19 @@
 //! What a container may do and use: its user, capabilities (Docker's default set, `--cap-add`,
-//! `--cap-drop`, `--privileged`), a read-only root, and its resources (`--memory`,
-//! `--memory-swap`, `--cpus`, `--cpu-shares`, `--cpuset-cpus`, `--pids-limit`), applied to
-//! the runtime spec made for it.
+//! `--cap-drop`, `--privileged`), a read-only root, seccomp and no-new-privileges
+//! (`--security-opt`), host devices (`--device`), and its resources (`--memory`,
+//! `--memory-swap`, `--cpus`, `--cpu-shares`, `--cpuset-cpus`, `--pids-limit`, `--ulimit`,
+//! `--shm-size`), applied to the runtime spec made for it.
 
 use std::path::Path;
 use std::str::FromStr;
 
 use oci_spec::runtime::{
-    Capabilities, Capability, LinuxCapabilities, LinuxCpuBuilder, LinuxMemoryBuilder,
-    LinuxPidsBuilder, LinuxResources, Spec, UserBuilder,
+    Capabilities, Capability, LinuxCapabilities, LinuxCpuBuilder, LinuxDevice, LinuxDeviceCgroup,
+    LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources, PosixRlimit, PosixRlimitBuilder,
+    PosixRlimitType, Spec, UserBuilder,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::error::{Error, Result};
 
@@ -25,6 +28,38 @@ pub struct Resources {
     pub cpu_shares: Option<u64>,
     pub cpuset_cpus: Option<String>,
     pub pids_limit: Option<i64>,
+    /// `--ulimit`: replaces the default of the same name.
+    pub ulimits: Vec<Ulimit>,
+    /// `--shm-size` in bytes (64 MiB when unset, as Docker).
+    pub shm_size: Option<i64>,
+}
+
+/// `--ulimit nofile=1024:2048`: a resource limit by its Docker name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// `--device /dev/fuse[:/dev/fuse[:rwm]]`: a host device node made in the container and
+/// allowed by its device cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub host: String,
+    pub container: String,
+    pub permissions: String,
+}
+
+/// `--security-opt seccomp=…`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Seccomp {
+    /// berth's default profile (see `seccomp`).
+    #[default]
+    Default,
+    Unconfined,
+    /// A profile in Docker's JSON format (the docker CLI sends the file's content).
+    Profile(String),
 }
 
 /// `--user`, `--privileged`, `--cap-add`, `--cap-drop`, `--read-only`.
@@ -36,6 +71,10 @@ pub struct Security {
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub read_only: bool,
+    /// `--security-opt no-new-privileges`: setuid programs gain nothing.
+    pub no_new_privileges: bool,
+    pub seccomp: Seccomp,
+    pub devices: Vec<Device>,
 }
 
 /// Docker's default capability set.
@@ -110,7 +149,25 @@ pub fn capabilities(s: &Security) -> Result<Capabilities> {
 
 /// Checks what can be checked before the container exists.
 pub fn check(s: &Security, r: &Resources) -> Result<()> {
-    capabilities(s)?;
+    let caps = capabilities(s)?;
+    if let Seccomp::Profile(text) = &s.seccomp {
+        crate::seccomp::docker_profile(text, &caps)?;
+    }
+    for u in &r.ulimits {
+        rlimit_type(&u.name)?;
+        if u.soft > u.hard {
+            return Err(Error::Invalid(format!(
+                "--ulimit {}: the soft limit {} is above the hard limit {}",
+                u.name, u.soft, u.hard
+            )));
+        }
+    }
+    for d in &s.devices {
+        device_node(d)?;
+    }
+    if r.shm_size.is_some_and(|s| s <= 0) {
+        return Err(Error::Invalid("--shm-size must be more than 0".into()));
+    }
     if let (Some(m), Some(swap)) = (r.memory, r.memory_swap) {
         if swap != -1 && swap < m {
             return Err(Error::Invalid(
@@ -148,7 +205,14 @@ pub fn apply(spec: &mut Spec, s: &Security, r: &Resources, rootfs: &Path) -> Res
     c.set_inheritable(None);
     c.set_ambient(None);
     process.set_capabilities(Some(c));
+    // Docker lets setuid programs work unless asked not to (runc's example spec does not).
+    process.set_no_new_privileges(Some(s.no_new_privileges));
+    process.set_rlimits(Some(rlimits(
+        process.rlimits().clone().unwrap_or_default(),
+        r,
+    )?));
     spec.set_process(Some(process));
+    set_shm_size(spec, r.shm_size);
     if s.read_only {
         let mut root = spec.root().clone().unwrap_or_default();
         root.set_readonly(Some(true));
@@ -160,17 +224,127 @@ pub fn apply(spec: &mut Spec, s: &Security, r: &Resources, rootfs: &Path) -> Res
         linux.set_masked_paths(Some(Vec::new()));
         linux.set_readonly_paths(Some(Vec::new()));
     }
-    linux.set_resources(Some(resources(r)?));
+    // Kept: the device cgroup's deny-all first rule from the runtime's defaults.
+    let mut res = resources(linux.resources().clone().unwrap_or_default(), r)?;
+    let mut device_rules = res.devices().clone().unwrap_or_default();
+    if s.privileged {
+        device_rules.push(device_rule(json!({"allow": true, "access": "rwm"}))?);
+    }
+    let mut nodes = linux.devices().clone().unwrap_or_default();
+    for d in &s.devices {
+        let (node, rule) = device_node(d)?;
+        nodes.push(node);
+        device_rules.push(rule);
+    }
+    res.set_devices(Some(device_rules));
+    linux.set_resources(Some(res));
+    linux.set_devices(Some(nodes));
+    linux.set_seccomp(match &s.seccomp {
+        _ if s.privileged => None,
+        Seccomp::Unconfined => None,
+        Seccomp::Default => Some(crate::seccomp::default_profile(&capabilities(s)?)?),
+        Seccomp::Profile(text) => Some(crate::seccomp::docker_profile(text, &capabilities(s)?)?),
+    });
     spec.set_linux(Some(linux));
     Ok(())
+}
+
+/// `nofile` → RLIMIT_NOFILE, as the OCI spec names it.
+fn rlimit_type(name: &str) -> Result<PosixRlimitType> {
+    let full = format!("\"RLIMIT_{}\"", name.to_ascii_uppercase());
+    serde_json::from_str(&full).map_err(|_| {
+        Error::Invalid(format!(
+            "unknown --ulimit {name:?}: give one of nofile, nproc, core, memlock, stack, \
+             fsize, cpu, as, locks, sigpending, msgqueue, nice, rtprio, rttime"
+        ))
+    })
+}
+
+/// The default rlimits with `--ulimit`s in place of those of the same name.
+fn rlimits(defaults: Vec<PosixRlimit>, r: &Resources) -> Result<Vec<PosixRlimit>> {
+    let mut out = defaults;
+    for u in &r.ulimits {
+        let typ = rlimit_type(&u.name)?;
+        out.retain(|l| l.typ() != typ);
+        let limit = PosixRlimitBuilder::default()
+            .typ(typ)
+            .soft(u.soft)
+            .hard(u.hard)
+            .build()
+            .map_err(|e| Error::Invalid(format!("--ulimit {}: {e}", u.name)))?;
+        out.push(limit);
+    }
+    Ok(out)
+}
+
+/// `/dev/shm`'s tmpfs with `size=` from `--shm-size`.
+fn set_shm_size(spec: &mut Spec, size: Option<i64>) {
+    let Some(size) = size else { return };
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for m in mounts
+        .iter_mut()
+        .filter(|m| m.destination() == Path::new("/dev/shm"))
+    {
+        let mut options: Vec<String> = m
+            .options()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|o| !o.starts_with("size="))
+            .collect();
+        options.push(format!("size={size}"));
+        m.set_options(Some(options));
+    }
+    spec.set_mounts(Some(mounts));
+}
+
+fn device_rule(rule: serde_json::Value) -> Result<LinuxDeviceCgroup> {
+    serde_json::from_value(rule).map_err(|e| Error::Invalid(format!("device rule: {e}")))
+}
+
+/// The node to make for `--device` and the cgroup rule that lets the container use it.
+fn device_node(d: &Device) -> Result<(LinuxDevice, LinuxDeviceCgroup)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(&d.host).map_err(|e| {
+        Error::Invalid(format!(
+            "--device {}: {e}: give the path of a device node on this host",
+            d.host
+        ))
+    })?;
+    let kind = if meta.file_type().is_char_device() {
+        "c"
+    } else if meta.file_type().is_block_device() {
+        "b"
+    } else {
+        return Err(Error::Invalid(format!(
+            "--device {}: not a character or block device",
+            d.host
+        )));
+    };
+    if d.permissions.is_empty() || !d.permissions.chars().all(|c| "rwm".contains(c)) {
+        return Err(Error::Invalid(format!(
+            "--device {}: permissions {:?} must be made of r, w and m",
+            d.host, d.permissions
+        )));
+    }
+    let (major, minor) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
+    let node = serde_json::from_value(json!({
+        "path": d.container, "type": kind, "major": major, "minor": minor,
+        "fileMode": meta.mode() & 0o777, "uid": 0, "gid": 0,
+    }))
+    .map_err(|e| Error::Invalid(format!("--device {}: {e}", d.host)))?;
+    let rule = device_rule(json!({
+        "allow": true, "type": kind, "major": major, "minor": minor, "access": d.permissions,
+    }))?;
+    Ok((node, rule))
 }
 
 /// Docker's CFS period; `--cpus` is a quota over it.
 const CPU_PERIOD: u64 = 100_000;
 
-fn resources(r: &Resources) -> Result<LinuxResources> {
+fn resources(base: LinuxResources, r: &Resources) -> Result<LinuxResources> {
     let bad = |e: oci_spec::OciSpecError| Error::Invalid(format!("resources: {e}"));
-    let mut res = LinuxResources::default();
+    let mut res = base;
     if let Some(limit) = r.memory {
         let swap = match r.memory_swap {
             Some(s) => s,
@@ -257,7 +431,7 @@ mod tests {
             pids_limit: Some(10),
             ..Default::default()
         };
-        let res = resources(&r).unwrap();
+        let res = resources(LinuxResources::default(), &r).unwrap();
         let mem = res.memory().as_ref().unwrap();
         assert_eq!((mem.limit(), mem.swap()), (Some(64 << 20), Some(128 << 20)));
         let cpu = res.cpu().as_ref().unwrap();

@@ -61,9 +61,30 @@ pub struct ContainerOpts {
     /// Memory limit (e.g. 64m, 1g)
     #[arg(short, long)]
     pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
     /// Number of CPUs
     #[arg(long)]
     pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long)]
+    pub cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Ulimit options (e.g. nofile=1024:2048)
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Size of /dev/shm (e.g. 128m)
+    #[arg(long)]
+    pub shm_size: Option<String>,
+    /// Add a host device to the container (/dev/x[:/dev/y[:rwm]])
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Security options (no-new-privileges, seccomp=unconfined|PROFILE.json)
+    #[arg(long)]
+    pub security_opt: Vec<String>,
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long, allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
@@ -180,10 +201,81 @@ fn host_config(
             .map(|n| json!(n)),
     );
     set(&mut hc, "PidsLimit", o.pids_limit.map(|p| json!(p)));
+    set(
+        &mut hc,
+        "MemorySwap",
+        o.memory_swap
+            .as_deref()
+            .map(|s| if s == "-1" { Ok(-1) } else { ram_bytes(s) })
+            .transpose()?
+            .map(|m| json!(m)),
+    );
+    set(&mut hc, "CpuShares", o.cpu_shares.map(|c| json!(c)));
+    set(
+        &mut hc,
+        "CpusetCpus",
+        o.cpuset_cpus.as_ref().map(|c| json!(c)),
+    );
+    set(
+        &mut hc,
+        "ShmSize",
+        o.shm_size
+            .as_deref()
+            .map(ram_bytes)
+            .transpose()?
+            .map(|m| json!(m)),
+    );
+    hc["Ulimits"] = json!(o
+        .ulimit
+        .iter()
+        .map(|u| ulimit(u))
+        .collect::<Result<Vec<_>>>()?);
+    hc["Devices"] = json!(o.device.iter().map(|d| device(d)).collect::<Vec<_>>());
+    hc["SecurityOpt"] = json!(o
+        .security_opt
+        .iter()
+        .map(|s| security_opt(s))
+        .collect::<Result<Vec<_>>>()?);
     if o.rm && o.restart.as_deref().is_some_and(|r| r != "no") {
         bail!("conflicting options: cannot specify both --restart and --rm");
     }
     Ok(hc)
+}
+
+/// `nofile=1024[:2048]` as Docker's `{Name, Soft, Hard}` (hard defaults to soft).
+fn ulimit(spec: &str) -> Result<Value> {
+    let bad = || anyhow!("invalid ulimit {spec:?}: give NAME=SOFT[:HARD], as nofile=1024:2048");
+    let (name, limits) = spec.split_once('=').ok_or_else(bad)?;
+    let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+    let soft: i64 = soft.parse().map_err(|_| bad())?;
+    let hard: i64 = hard.parse().map_err(|_| bad())?;
+    Ok(json!({"Name": name, "Soft": soft, "Hard": hard}))
+}
+
+/// `/dev/x[:/dev/y][:perms]` as Docker's device mapping.
+fn device(spec: &str) -> Value {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let is_perms = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
+    let (host, inside, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, p] if is_perms(p) => (*h, *h, *p),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, p, ..] => (*h, *c, *p),
+        [] => (spec, spec, "rwm"),
+    };
+    json!({"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": perms})
+}
+
+/// `seccomp=FILE` is sent as the file's content, as the docker CLI does.
+fn security_opt(opt: &str) -> Result<String> {
+    match opt.split_once(['=', ':']) {
+        Some(("seccomp", file)) if file != "unconfined" => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the seccomp profile {file}"))?;
+            Ok(format!("seccomp={text}"))
+        }
+        _ => Ok(opt.to_string()),
+    }
 }
 
 fn set(obj: &mut Value, key: &str, v: Option<Value>) {
