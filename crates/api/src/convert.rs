@@ -95,6 +95,7 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
             ulimits: ulimits(&host)?,
             shm_size: host.shm_size.filter(|s| *s > 0),
         },
+        init: host.init.unwrap_or(false),
         tty: body.tty.unwrap_or(false),
         open_stdin: body.open_stdin.unwrap_or(false),
         stdin_once: body.stdin_once.unwrap_or(false),
@@ -421,6 +422,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> serde_json::Value {
             pids_limit: c.config.resources.pids_limit,
             shm_size: Some(c.config.resources.shm_size.unwrap_or(64 * 1024 * 1024)),
             security_opt: Some(security_opt(c)),
+            init: Some(c.config.init),
             binds: Some(binds(c)),
             ..Default::default()
         }),

@@ -292,6 +292,7 @@ fn against_a_daemon() {
     listings(&d);
     networks_and_volumes(&d);
     limits_bite(&d);
+    init_reaps_and_forwards(&d);
     registry_flows(&d);
 }
 
@@ -328,6 +329,41 @@ fn status_field(pid: &str, field: &str) -> String {
         .unwrap_or_else(|| panic!("no {field} in status"))
         .trim()
         .to_string()
+}
+
+/// `--init`: the program is not PID 1; orphans are reaped; SIGTERM reaches the program.
+fn init_reaps_and_forwards(d: &Daemon) {
+    let pid = d.ok(&["run", "--rm", "--init", "bb:test", "sh", "-c", "echo $$"]);
+    assert_ne!(pid.trim(), "1", "the program ran as PID 1 under --init");
+    // The inner shell leaves an orphan `sleep 1`; only a reaping PID 1 makes it vanish
+    // rather than stay a zombie under `sleep 300`.
+    d.ok(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        "zz",
+        "bb:test",
+        "sh",
+        "-c",
+        "sh -c 'sleep 1 &'; exec sleep 300",
+    ]);
+    assert!(eventually(Duration::from_secs(20), || {
+        let ps = d.ok(&["exec", "zz", "ps", "-o", "stat,args"]);
+        ps.lines().filter(|l| l.contains("sleep")).count() == 1
+    }));
+    // sleep as PID 1 would ignore SIGTERM and be killed (137) after the timeout; under the
+    // init it gets the signal and dies of it (128 + 15).
+    d.ok(&["stop", "-t", "30", "zz"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "zz"]),
+        "143\n"
+    );
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.HostConfig.Init}}", "zz"]),
+        "true\n"
+    );
+    d.ok(&["rm", "zz"]);
 }
 
 /// Resource limits land in the container's cgroups and process; seccomp and
@@ -420,6 +456,15 @@ fn limits_bite(d: &Daemon) {
     assert_eq!(status_field(&pid, "NoNewPrivs"), "1");
     d.ok(&["exec", "free", "unshare", "-U", "true"]);
     d.ok(&["rm", "-f", "free"]);
+
+    // Mounting needs CAP_SYS_ADMIN, which the default profile then lets through.
+    let mount = "mount -t tmpfs t /tmp && echo mounted";
+    for extra in ["--privileged", "--cap-add=SYS_ADMIN"] {
+        let out = d.ok(&["run", "--rm", extra, "bb:test", "sh", "-c", mount]);
+        assert_eq!(out, "mounted\n", "{extra}");
+    }
+    let out = d.berth(&["run", "--rm", "bb:test", "sh", "-c", mount]);
+    assert!(!out.status.success(), "mounted without CAP_SYS_ADMIN");
 
     // Bad input: one line, nothing created.
     for (flag, value, says) in [

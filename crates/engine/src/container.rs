@@ -49,6 +49,8 @@ pub struct Config {
     pub security: crate::limits::Security,
     /// `--memory`, `--cpus`, `--pids-limit` …
     pub resources: crate::limits::Resources,
+    /// `--init`: a minimal init runs as PID 1, reaping and forwarding signals.
+    pub init: bool,
     /// `-t`: the process gets a terminal.
     pub tty: bool,
     /// `-i`: stdin stays open for attached clients.
@@ -267,6 +269,10 @@ pub fn spec_for(
         process.set_cwd(PathBuf::from(dir));
     }
     spec.set_process(Some(process));
+    if c.config.init {
+        let annotation = berth_runtime::reaper::INIT_ANNOTATION.to_string();
+        spec.set_annotations(Some([(annotation, "true".to_string())].into()));
+    }
     spec.set_hostname(Some(c.hostname()));
     let mut root = spec.root().clone().unwrap_or_default();
     root.set_path(rootfs.to_path_buf());

@@ -95,44 +95,39 @@ const DOCKER_DEFAULT: [Capability; 14] = [
     Capability::AuditWrite,
 ];
 
-/// A capability by Docker's spellings: `NET_ADMIN`, `CAP_NET_ADMIN`, `net_admin`.
-fn parse_capability(name: &str) -> Result<Capability> {
+/// A capability by any of its spellings: `NET_ADMIN`, `CAP_NET_ADMIN`, `net_admin`.
+pub fn capability_named(name: &str) -> Option<Capability> {
     let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") {
-        upper
-    } else {
-        format!("CAP_{upper}")
-    };
-    Capability::from_str(&full).map_err(|_| {
+    // oci-spec parses the bare name; the spec's JSON and Docker's profiles write CAP_….
+    Capability::from_str(upper.strip_prefix("CAP_").unwrap_or(&upper)).ok()
+}
+
+fn parse_capability(name: &str) -> Result<Capability> {
+    capability_named(name).ok_or_else(|| {
         Error::Invalid(format!(
             "unknown capability {name:?}: give a name such as NET_ADMIN (see capabilities(7))"
         ))
     })
 }
 
-/// Every capability the kernel may have.
-fn all_capabilities() -> Capabilities {
-    berth_runtime::spec::features()
-        .linux()
-        .as_ref()
-        .and_then(|l| l.capabilities().clone())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|c| Capability::from_str(c).ok())
-        .collect()
+/// Every capability this daemon holds in its bounding set (asking for more fails capset).
+fn all_capabilities() -> Result<Capabilities> {
+    let names = berth_runtime::capabilities::bounding_set()
+        .map_err(|e| Error::Invalid(format!("read the daemon's capabilities: {e}")))?;
+    Ok(names.iter().filter_map(|c| capability_named(c)).collect())
 }
 
 /// The set a container gets: Docker's default (or all, privileged), plus adds, minus drops;
 /// `ALL` in either list means every capability.
 pub fn capabilities(s: &Security) -> Result<Capabilities> {
     let mut set: Capabilities = if s.privileged {
-        all_capabilities()
+        all_capabilities()?
     } else {
         DOCKER_DEFAULT.into_iter().collect()
     };
     for name in &s.cap_add {
         if name.eq_ignore_ascii_case("ALL") {
-            set = all_capabilities();
+            set = all_capabilities()?;
         } else {
             set.insert(parse_capability(name)?);
         }

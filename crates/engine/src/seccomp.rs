@@ -197,7 +197,7 @@ fn architectures(map: &Value) -> Value {
 fn applies(includes: &Value, excludes: &Value, caps: &Capabilities) -> bool {
     let has_cap = |name: &Value| {
         name.as_str()
-            .and_then(|n| n.parse::<Capability>().ok())
+            .and_then(crate::limits::capability_named)
             .is_some_and(|c| caps.contains(&c))
     };
     let this_arch = |name: &Value| {

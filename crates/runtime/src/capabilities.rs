@@ -143,6 +143,19 @@ pub(crate) fn cap_name(n: u8) -> String {
         .unwrap_or_else(|| format!("capability {n}"))
 }
 
+/// The capabilities in this process's bounding set, by name: all that a container made by
+/// it can be given (`--privileged` means these, not every one the kernel knows).
+pub fn bounding_set() -> Result<Vec<String>> {
+    let held = |cap: u8| {
+        // SAFETY: PR_CAPBSET_READ takes a capability number and touches no memory.
+        unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) == 1 }
+    };
+    Ok((0..=last_cap()?)
+        .filter(|c| held(*c))
+        .map(cap_name)
+        .collect())
+}
+
 /// The highest capability number the running kernel knows.
 ///
 /// Read from procfs; when /proc is not (yet) mounted, probe the bounding set instead:

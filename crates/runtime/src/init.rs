@@ -145,6 +145,10 @@ impl Init<'_> {
                 .as_ref()
                 .and_then(|l| l.personality().as_ref()),
         )?;
+        if crate::reaper::wanted(self.spec) {
+            // Returns in the child that runs the program; this process stays as PID 1.
+            crate::reaper::fork_init()?;
+        }
         process::reset_signals()?;
         process::load_late_seccomp(process, self.seccomp)?;
         process::close_fds_on_exec(3 + self.preserve_fds)?;

@@ -21,6 +21,7 @@ mod mount_options;
 pub mod namespaces;
 mod paths;
 pub(crate) mod process;
+pub mod reaper;
 mod rootfs;
 mod sched;
 pub mod seccomp;
