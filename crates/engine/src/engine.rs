@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
 use crate::logs::{self, Entry, Query};
 use crate::shim::{self, ShimSpec};
+use crate::stats::{self, Stats};
 use crate::store::Store;
 
 /// Where an engine keeps its state, and the shim program it starts.
@@ -773,6 +774,25 @@ impl Engine {
             )));
         }
         Ok(Runtime::new(self.runtime_root()).ps(&c.id)?)
+    }
+
+    /// One sample of a running container's resource use (see stats.rs).
+    pub async fn stats(&self, key: &str) -> Result<Stats> {
+        let c = self.inspect(key).await?;
+        let not_running = || Error::Conflict(format!("container {} is not running", c.name));
+        if c.state.status != Status::Running {
+            return Err(not_running());
+        }
+        let record = Runtime::new(self.runtime_root()).root().load(&c.id)?;
+        let own_network = !matches!(parse_mode(&c.config.network)?, Mode::Host);
+        // A container that exits while it is read loses its /proc files: say so plainly.
+        stats::sample(record.cgroup.as_ref(), record.pid, own_network).map_err(|e| {
+            if alive(record.pid) {
+                e
+            } else {
+                not_running()
+            }
+        })
     }
 
     /// Gives a container a new name (unique, as at create).
