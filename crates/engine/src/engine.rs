@@ -783,15 +783,21 @@ impl Engine {
         if c.state.status != Status::Running {
             return Err(not_running());
         }
-        let record = Runtime::new(self.runtime_root()).root().load(&c.id)?;
+        // A container that exits while it is read loses its runtime record or its /proc
+        // files (its init's net/dev goes with its namespaces, before it is even a zombie):
+        // say so plainly.
+        let record = match Runtime::new(self.runtime_root()).root().load(&c.id) {
+            Err(berth_runtime::Error::NotFound(_)) => return Err(not_running()),
+            other => other?,
+        };
         let own_network = !matches!(parse_mode(&c.config.network)?, Mode::Host);
-        // A container that exits while it is read loses its /proc files: say so plainly.
-        stats::sample(record.cgroup.as_ref(), record.pid, own_network).map_err(|e| {
-            if alive(record.pid) {
-                e
-            } else {
+        let alive = || berth_runtime::state::is_alive(record.pid, record.pid_start_time);
+        stats::sample(record.cgroup.as_ref(), record.pid, own_network).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 not_running()
             }
+            _ if !alive() => not_running(),
+            e => e,
         })
     }
 
