@@ -1,5 +1,5 @@
 //! Container routes: create, list, inspect, start, stop, kill, restart, wait, rename, remove,
-//! logs, prune.
+//! logs, prune, top, stats.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use crate::convert;
 use crate::error::{ApiError, ApiResult};
 use crate::server::AppState;
+use crate::stats as usage;
 use crate::streams::{self, Filters};
 
 pub fn routes() -> Router<AppState> {
@@ -37,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/pause", post(pause))
         .route("/containers/{id}/unpause", post(unpause))
         .route("/containers/{id}/top", get(top))
+        .route("/containers/{id}/stats", get(stats))
         .route("/containers/{id}/resize", post(resize))
         .route("/containers/{id}/exec", post(create_exec))
         .route("/exec/{id}/start", post(start_exec))
@@ -630,4 +632,34 @@ fn process_row(pid: i32) -> Option<Vec<String>> {
         field("State:"),
         cmd,
     ])
+}
+
+#[derive(Deserialize, Default)]
+struct StatsQuery {
+    stream: Option<String>,
+    #[serde(rename = "one-shot")]
+    one_shot: Option<String>,
+}
+
+/// `docker stats`: a line a second by default; with stream=false one answer.
+async fn stats(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<StatsQuery>,
+) -> ApiResult<Response> {
+    let stream = q.stream.is_none() || flag(&q.stream);
+    let one_shot = flag(&q.one_shot);
+    if stream && one_shot {
+        return Err(ApiError::bad_request(
+            "cannot have stream=true and one-shot=true: one-shot needs stream=false",
+        ));
+    }
+    let c = state.engine.inspect(&id).await?;
+    if !stream {
+        let answer = usage::once(&state.engine, &c, one_shot).await?;
+        return Ok(Json(answer).into_response());
+    }
+    let (tx, response) = streams::json_lines();
+    tokio::spawn(usage::stream(state.engine.clone(), c, tx));
+    Ok(response)
 }

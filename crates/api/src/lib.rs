@@ -9,6 +9,7 @@ mod error;
 mod images;
 mod networks;
 mod server;
+mod stats;
 mod streams;
 mod system;
 mod volumes;

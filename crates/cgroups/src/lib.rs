@@ -6,6 +6,7 @@ mod bpf;
 mod devices;
 mod files;
 mod layout;
+pub mod stats;
 mod v1;
 mod v2;
 
@@ -16,6 +17,7 @@ use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 pub use devices::device_rules;
+pub use stats::Usage;
 
 /// Enforces device rules on a cgroup v2 directory with an eBPF program (what `apply` does on
 /// a pure v2 host). Exposed so that it can be exercised on hybrid hosts too.

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{eventually, require, Daemon, DOCKER};
+use common::{eventually, require, Daemon, BERTH, DOCKER};
 
 fn text(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -180,6 +180,107 @@ fn docker_cli() {
         "rmi of a tag kept the image: {images:?}"
     );
 
+    d.finish();
+}
+
+/// `GET path` over the daemon's socket as HTTP/1.0 (so the body ends with the connection):
+/// the first `lines` lines of the body, each parsed as JSON; the connection is then dropped.
+fn api_lines(socket: &Path, path: &str, lines: usize) -> Vec<serde_json::Value> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: berth\r\n\r\n").expect("request");
+    let mut reader = BufReader::new(s);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("status line");
+    assert!(line.contains(" 200 "), "GET {path}: {line}");
+    while line.trim() != "" {
+        line.clear();
+        reader.read_line(&mut line).expect("header");
+    }
+    (0..lines)
+        .map(|_| {
+            line.clear();
+            reader.read_line(&mut line).expect("body line");
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("GET {path}: {e}: {line:?}"))
+        })
+        .collect()
+}
+
+#[test]
+fn stats() {
+    require(
+        DOCKER,
+        "the docker CLI (docker.io, or docker-ce-cli) at /usr/local/bin/docker",
+    );
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    // A busy loop, so that its CPU time grows between samples.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--memory",
+        "64m",
+        "--name",
+        "st",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+
+    let out = d.docker_ok(&["stats", "--no-stream", "--format", "{{json .}}", "st"]);
+    let row: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(row["Name"], "st", "{row}");
+    let field = |name: &str| row[name].as_str().unwrap_or_default().to_string();
+    assert!(field("MemUsage").ends_with(" / 64MiB"), "{row}");
+    let cpu: f64 = field("CPUPerc")
+        .trim_end_matches('%')
+        .parse()
+        .unwrap_or_else(|e| panic!("CPUPerc: {e}: {row}"));
+    assert!(cpu > 0.0, "a busy loop used no CPU: {row}");
+    let pids: u64 = field("PIDs").parse().expect("PIDs");
+    assert!(pids >= 1, "{row}");
+    assert!(field("NetIO").contains(" / "), "{row}");
+
+    let out = Command::new(BERTH)
+        .args(["-H", &d.host(), "stats", "--no-stream", "st"])
+        .output()
+        .expect("berth stats");
+    assert!(out.status.success(), "berth stats: {out:?}");
+    let table = text(&out);
+    let line = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        line.contains(" st ") && line.contains("/ 64MiB"),
+        "berth stats --no-stream: {table}"
+    );
+
+    let v = &api_lines(&d.socket, "/containers/st/stats?stream=false", 1)[0];
+    assert_eq!(v["name"], "/st", "{v}");
+    assert_eq!(v["memory_stats"]["limit"], 67108864, "{v}");
+    assert!(v["networks"]["eth0"]["rx_bytes"].is_u64(), "{v}");
+    assert!(v["pids_stats"]["current"].as_u64() >= Some(1), "{v}");
+    let used = |s: &serde_json::Value| s["cpu_usage"]["total_usage"].as_u64().unwrap_or(0);
+    assert!(
+        used(&v["cpu_stats"]) > used(&v["precpu_stats"]) && used(&v["precpu_stats"]) > 0,
+        "stream=false takes two samples: {v}"
+    );
+
+    // A stream: the first line has no sample before it, the second has.
+    let lines = api_lines(&d.socket, "/containers/st/stats", 2);
+    assert_eq!(lines[0]["preread"], "0001-01-01T00:00:00Z", "{}", lines[0]);
+    assert_eq!(lines[1]["preread"], lines[0]["read"], "{}", lines[1]);
+
+    // A stopped container answers with zeroes.
+    d.docker_ok(&["kill", "st"]);
+    d.docker_ok(&["wait", "st"]);
+    let v = &api_lines(&d.socket, "/containers/st/stats?stream=false", 1)[0];
+    assert_eq!(v["read"], "0001-01-01T00:00:00Z", "{v}");
+    assert_eq!(v["id"].as_str().map(str::len), Some(64), "{v}");
+
+    d.docker_ok(&["rm", "-f", "st"]);
     d.finish();
 }
 

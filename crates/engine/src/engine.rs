@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
 use crate::logs::{self, Entry, Query};
 use crate::shim::{self, ShimSpec};
+use crate::stats::{self, Stats};
 use crate::store::Store;
 
 /// Where an engine keeps its state, and the shim program it starts.
@@ -773,6 +774,31 @@ impl Engine {
             )));
         }
         Ok(Runtime::new(self.runtime_root()).ps(&c.id)?)
+    }
+
+    /// One sample of a running container's resource use (see stats.rs).
+    pub async fn stats(&self, key: &str) -> Result<Stats> {
+        let c = self.inspect(key).await?;
+        let not_running = || Error::Conflict(format!("container {} is not running", c.name));
+        if c.state.status != Status::Running {
+            return Err(not_running());
+        }
+        // A container that exits while it is read loses its runtime record or its /proc
+        // files (its init's net/dev goes with its namespaces, before it is even a zombie):
+        // say so plainly.
+        let record = match Runtime::new(self.runtime_root()).root().load(&c.id) {
+            Err(berth_runtime::Error::NotFound(_)) => return Err(not_running()),
+            other => other?,
+        };
+        let own_network = !matches!(parse_mode(&c.config.network)?, Mode::Host);
+        let alive = || berth_runtime::state::is_alive(record.pid, record.pid_start_time);
+        stats::sample(record.cgroup.as_ref(), record.pid, own_network).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                not_running()
+            }
+            _ if !alive() => not_running(),
+            e => e,
+        })
     }
 
     /// Gives a container a new name (unique, as at create).

@@ -773,8 +773,7 @@ pub fn stats_row(id: &str, s: &Value) -> Value {
     } else {
         0.0
     };
-    let cache = f(&s["memory_stats"]["stats"]["inactive_file"]);
-    let mem = (f(&s["memory_stats"]["usage"]) - cache).max(0.0);
+    let mem = memory_used(&s["memory_stats"]);
     let limit = f(&s["memory_stats"]["limit"]);
     let mem_perc = if limit > 0.0 {
         mem / limit * 100.0
@@ -797,6 +796,19 @@ pub fn stats_row(id: &str, s: &Value) -> Value {
         "BlockIO": format!("{} / {}", format::human_size(read), format::human_size(write)),
         "PIDs": s["pids_stats"]["current"].as_u64().unwrap_or(0).to_string(),
     })
+}
+
+/// Usage less the page cache that could be dropped, as docker shows it: cgroup v1 names it
+/// total_inactive_file (this cgroup and those below), v2 inactive_file.
+fn memory_used(m: &Value) -> f64 {
+    let usage = m["usage"].as_f64().unwrap_or(0.0);
+    let stats = &m["stats"];
+    let cache = stats["total_inactive_file"]
+        .as_f64()
+        .or_else(|| stats["inactive_file"].as_f64())
+        .filter(|c| *c < usage)
+        .unwrap_or(0.0);
+    usage - cache
 }
 
 fn block_io(entries: &Value) -> (f64, f64) {
@@ -865,5 +877,9 @@ mod tests {
         assert_eq!(r["MemPerc"], "25.00%");
         assert_eq!(r["PIDs"], "3");
         assert_eq!(r["Name"], "x");
+        let v1 = json!({"usage": 3145728, "stats": {"total_inactive_file": 2097152, "inactive_file": 0}});
+        assert_eq!(memory_used(&v1), 1048576.0);
+        let odd = json!({"usage": 10, "stats": {"inactive_file": 20}});
+        assert_eq!(memory_used(&odd), 10.0);
     }
 }
