@@ -22,6 +22,8 @@ pub fn routes() -> Router<AppState> {
         .route("/networks/create", post(create))
         .route("/networks/prune", post(prune))
         .route("/networks/{id}", get(inspect).delete(remove))
+        .route("/networks/{id}/connect", post(connect))
+        .route("/networks/{id}/disconnect", post(disconnect))
 }
 
 /// A network in Docker's shape; with `containers`, the endpoints on it.
@@ -187,6 +189,59 @@ async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
         .events()
         .send(Event::new(Kind::Network, "destroy", &n.id).with("name", n.name));
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ConnectBody {
+    container: String,
+    #[serde(default)]
+    endpoint_config: Option<ConnectEndpoint>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct ConnectEndpoint {
+    #[serde(default)]
+    aliases: Option<Vec<String>>,
+}
+
+/// `network connect`: a container (running or not) joins the network.
+async fn connect(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let b: ConnectBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid connect body: {e}; give {{\"Container\": \"name\"}}"
+        ))
+    })?;
+    let aliases = b
+        .endpoint_config
+        .unwrap_or_default()
+        .aliases
+        .unwrap_or_default();
+    state
+        .engine
+        .connect_network(&b.container, &id, &aliases)
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+/// `network disconnect`: the container leaves the network.
+async fn disconnect(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let b: ConnectBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid disconnect body: {e}; give {{\"Container\": \"name\"}}"
+        ))
+    })?;
+    state.engine.disconnect_network(&b.container, &id).await?;
+    Ok(StatusCode::OK)
 }
 
 async fn prune(State(state): State<AppState>) -> ApiResult<Response> {

@@ -292,6 +292,7 @@ fn against_a_daemon() {
     listings(&d);
     networks_and_volumes(&d);
     limits_bite(&d);
+    connect_and_disconnect(&d);
     init_reaps_and_forwards(&d);
     registry_flows(&d);
 }
@@ -329,6 +330,56 @@ fn status_field(pid: &str, field: &str) -> String {
         .unwrap_or_else(|| panic!("no {field} in status"))
         .trim()
         .to_string()
+}
+
+/// `network connect` joins a running container to another network (and again after a
+/// restart); `network disconnect` takes it off.
+fn connect_and_disconnect(d: &Daemon) {
+    d.ok(&["network", "create", "na"]);
+    d.ok(&["network", "create", "nb"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "nb",
+        "bb:test",
+        "sh",
+        "-c",
+        "echo hi > /tmp/index.html; exec httpd -f -p 80 -h /tmp",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cl",
+        "--network",
+        "na",
+        "bb:test",
+        "sleep",
+        "300",
+    ]);
+    let fetch = || d.berth(&["exec", "cl", "wget", "-qO-", "http://srv/"]);
+    assert!(!fetch().status.success(), "reached srv across networks");
+    d.ok(&["network", "connect", "nb", "cl"]);
+    assert!(eventually(Duration::from_secs(20), || fetch()
+        .status
+        .success()));
+    assert_eq!(String::from_utf8_lossy(&fetch().stdout), "hi\n");
+    let count = "{{len .NetworkSettings.Networks}}";
+    assert_eq!(d.ok(&["inspect", "-f", count, "cl"]), "2\n");
+    d.ok(&["restart", "-t", "1", "cl"]);
+    assert!(eventually(Duration::from_secs(20), || fetch()
+        .status
+        .success()));
+    let again = d.berth(&["network", "connect", "nb", "cl"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already connected"));
+    d.ok(&["network", "disconnect", "nb", "cl"]);
+    assert!(!fetch().status.success(), "reached srv after disconnect");
+    assert_eq!(d.ok(&["inspect", "-f", count, "cl"]), "1\n");
+    d.ok(&["rm", "-f", "srv", "cl"]);
+    d.ok(&["network", "rm", "na", "nb"]);
 }
 
 /// `--init`: the program is not PID 1; orphans are reaped; SIGTERM reaches the program.

@@ -49,6 +49,8 @@ pub struct Config {
     pub security: crate::limits::Security,
     /// `--memory`, `--cpus`, `--pids-limit` …
     pub resources: crate::limits::Resources,
+    /// Networks joined after create (`network connect`), besides `network`.
+    pub extra_networks: Vec<String>,
     /// `--init`: a minimal init runs as PID 1, reaping and forwarding signals.
     pub init: bool,
     /// `-t`: the process gets a terminal.

@@ -476,7 +476,9 @@ impl Engine {
             Placement::Own => {
                 let sandbox = self.net.create_sandbox(&c.id).await?;
                 if let Mode::Networks(names) = &mode {
-                    self.connect_all(c, names).await?;
+                    let mut names = names.clone();
+                    names.extend(c.config.extra_networks.iter().cloned());
+                    self.connect_all(c, &names).await?;
                 }
                 let files = self.net.write_etc(
                     &c.id,
@@ -519,6 +521,94 @@ impl Engine {
             self.net.connect(&c.id, n, &spec).await?;
         }
         Ok(())
+    }
+
+    /// `network connect`: joins one more network, live when the container runs, and again
+    /// at each start.
+    pub async fn connect_network(
+        &self,
+        key: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<()> {
+        let mut c = self.inspect(key).await?;
+        let net = self.net.network(network)?;
+        if !matches!(parse_mode(&c.config.network)?, Mode::Networks(_)) {
+            return Err(Error::Conflict(format!(
+                "container {} runs with --network {}: only containers on networks can join more",
+                c.name, c.config.network
+            )));
+        }
+        if self.joined(&c)?.contains(&net.name) {
+            return Err(Error::Conflict(format!(
+                "container {} is already connected to network {}",
+                c.name, net.name
+            )));
+        }
+        if c.state.status == Status::Running {
+            let mut names = vec![c.name.clone(), c.short_id().to_string()];
+            names.extend(c.config.aliases.iter().chain(aliases).cloned());
+            let spec = EndpointSpec {
+                names,
+                ..Default::default()
+            };
+            self.net.connect(&c.id, &net.name, &spec).await?;
+        }
+        c.config.extra_networks.push(net.name.clone());
+        c.config.aliases.extend(aliases.iter().cloned());
+        self.store().update(&c)?;
+        self.network_event("connect", &net, &c);
+        Ok(())
+    }
+
+    /// `network disconnect`: leaves a network, live when the container runs.
+    pub async fn disconnect_network(&self, key: &str, network: &str) -> Result<()> {
+        let mut c = self.inspect(key).await?;
+        let net = self.net.network(network)?;
+        if !self.joined(&c)?.contains(&net.name) {
+            return Err(Error::Conflict(format!(
+                "container {} is not connected to network {}",
+                c.name, net.name
+            )));
+        }
+        if c.state.status == Status::Running {
+            self.net.disconnect(&c.id, &net.name).await?;
+        }
+        if self
+            .net
+            .network(&c.config.network)
+            .is_ok_and(|n| n.id == net.id)
+        {
+            // The first remaining network becomes the main one (ports go through it).
+            c.config.network = match c.config.extra_networks.is_empty() {
+                true => "none".into(),
+                false => c.config.extra_networks.remove(0),
+            };
+        } else {
+            c.config.extra_networks.retain(|n| *n != net.name);
+        }
+        self.store().update(&c)?;
+        self.network_event("disconnect", &net, &c);
+        Ok(())
+    }
+
+    /// The names of the networks a container is on (or will be, at its next start).
+    fn joined(&self, c: &Container) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        if let Mode::Networks(main) = parse_mode(&c.config.network)? {
+            for n in main {
+                names.push(self.net.network(&n)?.name);
+            }
+        }
+        names.extend(c.config.extra_networks.iter().cloned());
+        Ok(names)
+    }
+
+    fn network_event(&self, action: &str, net: &berth_network::Network, c: &Container) {
+        let event = Event::new(Kind::Network, action, &net.id)
+            .with("name", net.name.clone())
+            .with("container", c.id.clone());
+        self.events.send(event);
     }
 
     /// Takes the container's own sandbox down, if it has one.
