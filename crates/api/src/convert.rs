@@ -58,6 +58,7 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
         }
     }
     let (no_new_privileges, seccomp) = security_options(host.security_opt.as_deref())?;
+    let (log_max_size, log_max_files) = log_options(host.log_config.as_ref())?;
     Ok(Config {
         image,
         mounts,
@@ -96,6 +97,8 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
             shm_size: host.shm_size.filter(|s| *s > 0),
         },
         init: host.init.unwrap_or(false),
+        log_max_size,
+        log_max_files,
         tty: body.tty.unwrap_or(false),
         open_stdin: body.open_stdin.unwrap_or(false),
         stdin_once: body.stdin_once.unwrap_or(false),
@@ -132,6 +135,74 @@ fn security_options(
         }
     }
     Ok((no_new_privileges, seccomp))
+}
+
+/// `LogConfig`: the json-file driver (Docker's default) and its rotation options.
+fn log_options(log: Option<&HostConfigLogConfig>) -> ApiResult<(Option<u64>, Option<u32>)> {
+    let Some(log) = log else {
+        return Ok((None, None));
+    };
+    match log.typ.as_deref() {
+        None | Some("") | Some("json-file") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "log driver {other:?} is not supported: berth keeps logs in json-file format"
+            )))
+        }
+    }
+    let (mut size, mut files) = (None, None);
+    for (key, value) in log.config.iter().flatten() {
+        let bad = || {
+            ApiError::bad_request(format!(
+                "invalid --log-opt {key}={value}: max-size takes a size such as 10m, max-file a count"
+            ))
+        };
+        match key.as_str() {
+            "max-size" => size = Some(human_size(value).ok_or_else(bad)?),
+            "max-file" => {
+                files = Some(
+                    value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(bad)?,
+                )
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown --log-opt {key:?}: the json-file driver takes max-size and max-file"
+                )))
+            }
+        }
+    }
+    if files.is_some_and(|n| n > 1) && size.is_none() {
+        return Err(ApiError::bad_request(
+            "--log-opt max-file needs max-size: without a size the log never rotates",
+        ));
+    }
+    Ok((size, files))
+}
+
+/// `10m`, `1k`, `512`: Docker's decimal size units for log options.
+fn human_size(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (digits, unit) = match t
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_digit() && *c != '.')
+    {
+        Some((i, _)) => (&t[..i], &t[i..]),
+        None => (t, ""),
+    };
+    let scale: f64 = match unit {
+        "" => 1.0,
+        "k" => 1e3,
+        "m" => 1e6,
+        "g" => 1e9,
+        _ => return None,
+    };
+    let n: f64 = digits.parse().ok()?;
+    (n > 0.0).then(|| (n * scale) as u64)
 }
 
 /// `Ulimits` (`--ulimit nofile=1024:2048`).
@@ -176,6 +247,18 @@ fn devices(host: &HostConfig) -> Vec<berth_engine::limits::Device> {
             }
         })
         .collect()
+}
+
+/// The log options a container was created with, as Docker lists them.
+fn log_config(c: &Container) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    if let Some(size) = c.config.log_max_size {
+        out.insert("max-size".to_string(), size.to_string());
+    }
+    if let Some(files) = c.config.log_max_files {
+        out.insert("max-file".to_string(), files.to_string());
+    }
+    out
 }
 
 /// The `SecurityOpt` a container was created with, as Docker lists them.
@@ -408,7 +491,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> serde_json::Value {
             // whether it can fetch the output.
             log_config: Some(HostConfigLogConfig {
                 typ: Some("json-file".into()),
-                config: Some(HashMap::new()),
+                config: Some(log_config(c)),
             }),
             privileged: Some(c.config.security.privileged),
             cap_add: Some(c.config.security.cap_add.clone()),

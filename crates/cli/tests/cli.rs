@@ -293,6 +293,7 @@ fn against_a_daemon() {
     networks_and_volumes(&d);
     limits_bite(&d);
     connect_and_disconnect(&d);
+    restart_policies_and_log_rotation(&d);
     init_reaps_and_forwards(&d);
     registry_flows(&d);
 }
@@ -330,6 +331,107 @@ fn status_field(pid: &str, field: &str) -> String {
         .unwrap_or_else(|| panic!("no {field} in status"))
         .trim()
         .to_string()
+}
+
+/// on-failure:N restarts N times; always restarts until stopped; json-file logs rotate by
+/// size and keep max-file files, and `logs` reads across them.
+fn restart_policies_and_log_rotation(d: &Daemon) {
+    let state = "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}";
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "bb:test",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            d.ok(&["inspect", "-f", state, "flaky"]) == "2 exited 3\n"
+        }),
+        "on-failure:2 ended as {}",
+        d.ok(&["inspect", "-f", state, "flaky"])
+    );
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "always",
+        "bb:test",
+        "true",
+    ]);
+    assert!(eventually(Duration::from_secs(30), || {
+        let count = d.ok(&["inspect", "-f", "{{.RestartCount}}", "again"]);
+        count.trim().parse::<u32>().unwrap_or(0) >= 2
+    }));
+    d.ok(&["stop", "-t", "1", "again"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "again"]),
+        "exited\n"
+    );
+    d.ok(&["rm", "-f", "flaky", "again"]);
+
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=2",
+        "bb:test",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 500 ]; do echo line-$i; i=$((i+1)); done",
+    ]);
+    assert_eq!(d.ok(&["wait", "chatty"]), "0\n");
+    let path = d.ok(&["inspect", "-f", "{{.LogPath}}", "chatty"]);
+    let path = std::path::PathBuf::from(path.trim());
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let older = path.with_extension("log.1");
+    assert!(older.exists(), "no rotated file {}", older.display());
+    assert!(
+        !path.with_extension("log.2").exists(),
+        "more than max-file files"
+    );
+    assert!(
+        size(&path) <= 2000 && size(&older) <= 2100,
+        "files past max-size"
+    );
+    let logs = d.ok(&["logs", "chatty"]);
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines.last(), Some(&"line-499"));
+    assert!(
+        lines.len() < 500 && lines.len() > 20,
+        "{} lines kept",
+        lines.len()
+    );
+    let first: usize = lines[0]
+        .trim_start_matches("line-")
+        .parse()
+        .expect("line number");
+    let expected: Vec<String> = (first..500).map(|i| format!("line-{i}")).collect();
+    assert_eq!(
+        lines, expected,
+        "the kept lines are not the last ones in order"
+    );
+    let bad = d.berth(&[
+        "run",
+        "--rm",
+        "--log-opt",
+        "max-size=lots",
+        "bb:test",
+        "true",
+    ]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid --log-opt"));
+    d.ok(&["rm", "chatty"]);
 }
 
 /// `network connect` joins a running container to another network (and again after a

@@ -49,6 +49,10 @@ pub struct Config {
     pub security: crate::limits::Security,
     /// `--memory`, `--cpus`, `--pids-limit` …
     pub resources: crate::limits::Resources,
+    /// `--log-opt max-size=…`: the json-file log rotates past this many bytes.
+    pub log_max_size: Option<u64>,
+    /// `--log-opt max-file=…`: how many log files rotation keeps (1 when unset).
+    pub log_max_files: Option<u32>,
     /// Networks joined after create (`network connect`), besides `network`.
     pub extra_networks: Vec<String>,
     /// `--init`: a minimal init runs as PID 1, reaping and forwarding signals.

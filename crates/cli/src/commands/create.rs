@@ -82,6 +82,12 @@ pub struct ContainerOpts {
     /// Add a host device to the container (/dev/x[:/dev/y[:rwm]])
     #[arg(long)]
     pub device: Vec<String>,
+    /// Logging driver for the container (json-file)
+    #[arg(long)]
+    pub log_driver: Option<String>,
+    /// Log driver options (max-size=10m, max-file=3)
+    #[arg(long)]
+    pub log_opt: Vec<String>,
     /// Security options (no-new-privileges, seccomp=unconfined|PROFILE.json)
     #[arg(long)]
     pub security_opt: Vec<String>,
@@ -225,6 +231,17 @@ fn host_config(
             .transpose()?
             .map(|m| json!(m)),
     );
+    if o.log_driver.is_some() || !o.log_opt.is_empty() {
+        let mut opts = Map::new();
+        for opt in &o.log_opt {
+            let (k, v) = opt.split_once('=').ok_or_else(|| {
+                anyhow!("invalid --log-opt {opt:?}: give KEY=VALUE, as max-size=10m")
+            })?;
+            opts.insert(k.to_string(), json!(v));
+        }
+        let driver = o.log_driver.clone().unwrap_or_else(|| "json-file".into());
+        hc["LogConfig"] = json!({"Type": driver, "Config": opts});
+    }
     hc["Ulimits"] = json!(o
         .ulimit
         .iter()
