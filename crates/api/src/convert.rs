@@ -202,7 +202,7 @@ fn human_size(text: &str) -> Option<u64> {
         _ => return None,
     };
     let n: f64 = digits.parse().ok()?;
-    (n > 0.0).then(|| (n * scale) as u64)
+    (n > 0.0).then_some((n * scale) as u64)
 }
 
 /// `Ulimits` (`--ulimit nofile=1024:2048`).
