@@ -206,17 +206,21 @@ struct ConnectEndpoint {
     aliases: Option<Vec<String>>,
 }
 
+fn connect_body(body: &[u8], what: &str) -> ApiResult<ConnectBody> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid {what} body: {e}; give {{\"Container\": \"name\"}}"
+        ))
+    })
+}
+
 /// `network connect`: a container (running or not) joins the network.
 async fn connect(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let b: ConnectBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "invalid connect body: {e}; give {{\"Container\": \"name\"}}"
-        ))
-    })?;
+    let b = connect_body(&body, "connect")?;
     let aliases = b
         .endpoint_config
         .unwrap_or_default()
@@ -235,11 +239,7 @@ async fn disconnect(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let b: ConnectBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "invalid disconnect body: {e}; give {{\"Container\": \"name\"}}"
-        ))
-    })?;
+    let b = connect_body(&body, "disconnect")?;
     state.engine.disconnect_network(&b.container, &id).await?;
     Ok(StatusCode::OK)
 }

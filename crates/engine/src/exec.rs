@@ -287,19 +287,23 @@ fn exec_process(bundle: &Path, cfg: &ExecConfig) -> Result<Process> {
         } else {
             rootfs
         };
-        let (uid, gid) = resolve_user(&rootfs, user)?;
-        let user = UserBuilder::default()
-            .uid(uid)
-            .gid(gid)
-            .build()
-            .map_err(|e| Error::Invalid(format!("user {user}: {e}")))?;
-        process.set_user(user);
+        process.set_user(spec_user(&rootfs, user)?);
     }
     Ok(process)
 }
 
 /// `user[:group]` by number or by name in the container's /etc/passwd and /etc/group.
-pub(crate) fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32)> {
+/// `--user` as the spec's user, resolved in the container's root filesystem.
+pub(crate) fn spec_user(rootfs: &Path, user: &str) -> Result<oci_spec::runtime::User> {
+    let (uid, gid) = resolve_user(rootfs, user)?;
+    UserBuilder::default()
+        .uid(uid)
+        .gid(gid)
+        .build()
+        .map_err(|e| Error::Invalid(format!("user {user}: {e}")))
+}
+
+fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32)> {
     let (name, group) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),

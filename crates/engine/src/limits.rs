@@ -10,7 +10,7 @@ use std::str::FromStr;
 use oci_spec::runtime::{
     Capabilities, Capability, LinuxCapabilities, LinuxCpuBuilder, LinuxDevice, LinuxDeviceCgroup,
     LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources, PosixRlimit, PosixRlimitBuilder,
-    PosixRlimitType, Spec, UserBuilder,
+    PosixRlimitType, Spec,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -183,13 +183,7 @@ pub fn check(s: &Security, r: &Resources) -> Result<()> {
 pub fn apply(spec: &mut Spec, s: &Security, r: &Resources, rootfs: &Path) -> Result<()> {
     let mut process = spec.process().clone().unwrap_or_default();
     if let Some(user) = s.user.as_deref().filter(|u| !u.is_empty()) {
-        let (uid, gid) = crate::exec::resolve_user(rootfs, user)?;
-        let user = UserBuilder::default()
-            .uid(uid)
-            .gid(gid)
-            .build()
-            .map_err(|e| Error::Invalid(format!("user {user}: {e}")))?;
-        process.set_user(user);
+        process.set_user(crate::exec::spec_user(rootfs, user)?);
     }
     let caps = capabilities(s)?;
     let mut c = LinuxCapabilities::default();
