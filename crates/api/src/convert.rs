@@ -97,6 +97,7 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
             shm_size: host.shm_size.filter(|s| *s > 0),
         },
         init: host.init.unwrap_or(false),
+        publish_all: host.publish_all_ports == Some(true),
         log_max_size,
         log_max_files,
         tty: body.tty.unwrap_or(false),

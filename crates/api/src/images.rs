@@ -192,7 +192,9 @@ async fn create(
             (Some(r), None) => Some(r.to_string()),
             _ => None,
         };
-        return import(state, reference, req.into_body()).await;
+        let changes = query_values(req.uri().query(), "changes");
+        let run_config = crate::changes::run_config(&changes)?;
+        return import(state, reference, run_config, req.into_body()).await;
     }
     let image = q
         .from_image
@@ -359,13 +361,29 @@ async fn spool(images: &ImageService, body: Body) -> ApiResult<tempfile::NamedTe
     Ok(tmp)
 }
 
-async fn import(state: AppState, reference: Option<String>, body: Body) -> ApiResult<Response> {
+/// Every value of a query parameter that may repeat (`changes=…&changes=…`).
+fn query_values(query: Option<&str>, key: &str) -> Vec<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+async fn import(
+    state: AppState,
+    reference: Option<String>,
+    run_config: serde_json::Value,
+    body: Body,
+) -> ApiResult<Response> {
     let tmp = spool(state.engine.images(), body).await?;
     let engine = state.engine.clone();
     let record = tokio::task::spawn_blocking(move || {
-        engine
-            .images()
-            .import(tmp.path(), reference.as_deref(), &ProgressSink::default())
+        engine.images().import_with_config(
+            tmp.path(),
+            reference.as_deref(),
+            run_config,
+            &ProgressSink::default(),
+        )
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("import: {e}")))??;

@@ -3,6 +3,7 @@
 //! served on a unix socket. Real Docker clients (the docker CLI, docker-py, bollard) talk to
 //! it unchanged.
 
+mod changes;
 mod containers;
 mod convert;
 mod error;

@@ -227,6 +227,11 @@ fn wait_child(child: &mut Child, limit: Duration) -> bool {
 
 /// Imports a busybox root filesystem as `image`.
 fn import_busybox(d: &Daemon, image: &str) {
+    import_busybox_with(d, image, &[]);
+}
+
+/// `import` with extra flags (such as `--change`).
+fn import_busybox_with(d: &Daemon, image: &str, flags: &[&str]) {
     let work = tempfile::tempdir().expect("tempdir");
     let rootfs = work.path().join("rootfs");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
@@ -246,7 +251,10 @@ fn import_busybox(d: &Daemon, image: &str) {
         .status()
         .expect("tar");
     assert!(tarred.success(), "tar failed");
-    let out = d.ok(&["import", tar.to_str().expect("utf-8 path"), image]);
+    let mut args = vec!["import"];
+    args.extend_from_slice(flags);
+    args.extend([tar.to_str().expect("utf-8 path"), image]);
+    let out = d.ok(&args);
     assert!(out.trim().starts_with("sha256:"), "import printed {out:?}");
 }
 
@@ -294,6 +302,7 @@ fn against_a_daemon() {
     limits_bite(&d);
     connect_and_disconnect(&d);
     restart_policies_and_log_rotation(&d);
+    image_config_from_import(&d);
     init_reaps_and_forwards(&d);
     registry_flows(&d);
 }
@@ -331,6 +340,44 @@ fn status_field(pid: &str, field: &str) -> String {
         .unwrap_or_else(|| panic!("no {field} in status"))
         .trim()
         .to_string()
+}
+
+/// `import --change` sets the image's run configuration, which containers take: its
+/// command, environment, working directory, and with `-P` its exposed port.
+fn image_config_from_import(d: &Daemon) {
+    import_busybox_with(
+        d,
+        "web:ports",
+        &[
+            "-c",
+            "EXPOSE 80",
+            "-c",
+            r#"CMD ["httpd", "-f", "-p", "80", "-h", "/etc"]"#,
+            "-c",
+            "ENV GREETING=hi",
+            "-c",
+            "WORKDIR /etc",
+        ],
+    );
+    let exposed = d.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.ExposedPorts}}",
+        "web:ports",
+    ]);
+    assert_eq!(exposed, "{\"80/tcp\":{}}\n");
+    d.ok(&["run", "-d", "--name", "pa", "-P", "web:ports"]);
+    let ports = d.ok(&["ps", "--filter", "name=pa", "--format", "{{.Ports}}"]);
+    assert!(ports.contains("->80/tcp"), "-P published {ports:?}");
+    assert_eq!(
+        d.ok(&["exec", "pa", "sh", "-c", "echo $GREETING; pwd"]),
+        "hi\n/etc\n"
+    );
+    d.ok(&["rm", "-f", "pa"]);
+    d.ok(&["rmi", "web:ports"]);
+    let bad = d.berth(&["import", "-c", "RUN true", "/dev/null", "x:y"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid --change"));
 }
 
 /// on-failure:N restarts N times; always restarts until stopped; json-file logs rotate by

@@ -53,6 +53,8 @@ pub struct Config {
     pub log_max_size: Option<u64>,
     /// `--log-opt max-file=…`: how many log files rotation keeps (1 when unset).
     pub log_max_files: Option<u32>,
+    /// `-P`: the image's exposed ports are published too, on free host ports.
+    pub publish_all: bool,
     /// Networks joined after create (`network connect`), besides `network`.
     pub extra_networks: Vec<String>,
     /// `--init`: a minimal init runs as PID 1, reaping and forwarding signals.

@@ -297,6 +297,14 @@ impl Engine {
         if config.security.user.is_none() {
             config.security.user = defaults.user().clone().filter(|u| !u.is_empty());
         }
+        if config.publish_all {
+            // `-P`: every port the image exposes, each on a free host port.
+            for port in defaults.exposed_ports().clone().unwrap_or_default() {
+                if !config.publish.iter().any(|p| publishes(p, &port)) {
+                    config.publish.push(port);
+                }
+            }
+        }
         if config.stop_signal.is_none() {
             config.stop_signal = defaults.stop_signal().clone().filter(|s| !s.is_empty());
         }
@@ -1137,4 +1145,18 @@ fn wait_gone(pid: i32, timeout: Option<Duration>) -> bool {
             Err(_) => return false,
         }
     }
+}
+
+/// Whether a `-p` spec already publishes the container port `port` ("80/tcp", as images
+/// list their exposed ports).
+fn publishes(spec: &str, port: &str) -> bool {
+    let Ok(exposed) = parse_publish(port) else {
+        return false;
+    };
+    let mappings = parse_publish(spec).unwrap_or_default();
+    exposed.iter().all(|e| {
+        mappings
+            .iter()
+            .any(|m| m.container_port == e.container_port && m.proto == e.proto)
+    })
 }

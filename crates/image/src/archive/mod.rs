@@ -63,6 +63,18 @@ impl ImageService {
         reference: Option<&str>,
         progress: &ProgressSink,
     ) -> Result<ImageRecord> {
+        self.import_with_config(tarball, reference, serde_json::json!({}), progress)
+    }
+
+    /// `import` with the image's run configuration (`Cmd`, `Env`, `ExposedPorts`, … in the
+    /// image config's `config` shape), as `docker import --change` gives it.
+    pub fn import_with_config(
+        &self,
+        tarball: &Path,
+        reference: Option<&str>,
+        run_config: serde_json::Value,
+        progress: &ProgressSink,
+    ) -> Result<ImageRecord> {
         let tags: Vec<Reference> = reference.map(str::parse).transpose()?.into_iter().collect();
         let _gc = self.gc_shared_blocking()?;
         let file = File::open(tarball).map_err(Error::io(format!("open {}", tarball.display())))?;
@@ -73,7 +85,7 @@ impl ImageService {
             "created": created,
             "architecture": manifest::Platform::default().architecture,
             "os": "linux",
-            "config": {},
+            "config": run_config,
             "rootfs": { "type": "layers", "diff_ids": [diff_id.to_string()] },
             "history": [{ "created": created, "created_by": format!("berth import {}", tarball.display()) }],
         });
