@@ -20,6 +20,7 @@ packages=(
   docker-registry     # a local registry for image pull/push tests
   skopeo umoci        # peers that read and write berth's image archives in tests
   debootstrap curl    # the image benchmark's Debian root filesystem, registry readiness
+  openssl             # certificates for the TLS-over-TCP test of berth daemon
   containernetworking-plugins  # CNI plugins (bridge, host-local, portmap, firewall) for custom networks
   python3
   python3-docker      # docker-py, a client in the client compatibility tests

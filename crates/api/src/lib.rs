@@ -13,7 +13,9 @@ mod server;
 mod stats;
 mod streams;
 mod system;
+mod tls;
 mod volumes;
 
 pub use error::ApiError;
 pub use server::{serve, Options};
+pub use tls::TcpOptions;

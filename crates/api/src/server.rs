@@ -24,6 +24,8 @@ pub struct Options {
     pub socket: PathBuf,
     /// The shim program started for each container.
     pub shim: PathBuf,
+    /// The API over TCP as well, with TLS and client certificates (`--tcp tcp://…`).
+    pub tcp: Option<crate::tls::TcpOptions>,
 }
 
 /// What every handler gets.
@@ -40,18 +42,50 @@ pub async fn serve(options: Options) -> Result<(), String> {
     berth_engine::monitor::watch_running(&engine)
         .await
         .map_err(|e| e.to_string())?;
+    let tls = match &options.tcp {
+        Some(o) => Some(crate::tls::TlsListener::bind(o).await?),
+        None => None,
+    };
     let listener = bind(&options.socket).await?;
     tracing::info!("berth daemon listening on {}", options.socket.display());
     let app = router(AppState { engine });
     let app = app.map_request(strip_version);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop_signal().await;
+        let _ = stop.send(true);
+    });
+    let over_tcp =
+        tls.map(|listener| {
+            if let (Ok(addr), Some(o)) = (listener.local_addr_checked(), &options.tcp) {
+                tracing::info!(
+                    "berth daemon listening on tcp://{addr} (TLS, client certificates from {})",
+                    o.ca.display()
+                );
+            }
+            let service = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<
+                Connection,
+            >(app.clone());
+            let served =
+                axum::serve(listener, service).with_graceful_shutdown(until(stopped.clone()));
+            tokio::spawn(std::future::IntoFuture::into_future(served))
+        });
     let served = axum::serve(
         listener,
         axum::ServiceExt::<Request>::into_make_service_with_connect_info::<Connection>(app),
     )
-    .with_graceful_shutdown(stop_signal())
+    .with_graceful_shutdown(until(stopped))
     .await;
+    if let Some(task) = over_tcp {
+        let _ = task.await;
+    }
     let _ = std::fs::remove_file(&options.socket);
     served.map_err(|e| format!("serving {}: {e}", options.socket.display()))
+}
+
+/// Resolves once the daemon is told to stop.
+async fn until(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
 }
 
 /// Each request's connection, for hijacked streams that must know when the client has read
@@ -65,6 +99,16 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Unix
     fn connect_info(stream: axum::serve::IncomingStream<'_, UnixListener>) -> Self {
         use std::os::fd::AsFd;
         Connection(stream.io().as_fd().try_clone_to_owned().ok().map(Arc::new))
+    }
+}
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
+    for Connection
+{
+    /// TLS connections have no socket to ask about unread bytes (see `streams::hijack`).
+    fn connect_info(_: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+        Connection(None)
     }
 }
 

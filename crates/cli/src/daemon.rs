@@ -24,6 +24,52 @@ pub struct DaemonArgs {
     /// The shim program started for each container [default: berth-shim beside berth]
     #[arg(long)]
     pub shim: Option<PathBuf>,
+    /// Also serve the API on tcp://ADDR:PORT (needs --tlscacert, --tlscert and --tlskey;
+    /// `-H` stays the client's flag naming the daemon to talk to)
+    #[arg(long, value_name = "tcp://ADDR:PORT")]
+    pub tcp: Option<String>,
+    /// Verify clients' certificates (always on: berth serves TCP only to verified clients)
+    #[arg(long)]
+    pub tlsverify: bool,
+    /// The CA that signs the clients' certificates
+    #[arg(long, value_name = "PEM")]
+    pub tlscacert: Option<PathBuf>,
+    /// The daemon's TLS certificate
+    #[arg(long, value_name = "PEM")]
+    pub tlscert: Option<PathBuf>,
+    /// The daemon's TLS key
+    #[arg(long, value_name = "PEM")]
+    pub tlskey: Option<PathBuf>,
+}
+
+/// `--tcp tcp://…` with its TLS files, or none of them.
+fn tcp_options(a: &DaemonArgs) -> Result<Option<berth_api::TcpOptions>> {
+    let Some(host) = &a.tcp else {
+        if a.tlscacert.is_some() || a.tlscert.is_some() || a.tlskey.is_some() {
+            return Err(anyhow!(
+                "--tlscacert, --tlscert and --tlskey go with --tcp tcp://ADDR:PORT"
+            ));
+        }
+        return Ok(None);
+    };
+    let addr = host
+        .strip_prefix("tcp://")
+        .unwrap_or(host)
+        .parse()
+        .map_err(|_| {
+            anyhow!("invalid --tcp {host:?}: give tcp://ADDR:PORT, as tcp://127.0.0.1:2376")
+        })?;
+    let (Some(ca), Some(cert), Some(key)) = (&a.tlscacert, &a.tlscert, &a.tlskey) else {
+        return Err(anyhow!(
+            "--tcp {host} needs --tlscacert, --tlscert and --tlskey: berth serves the API over TCP only to clients with a certificate"
+        ));
+    };
+    Ok(Some(berth_api::TcpOptions {
+        addr,
+        ca: ca.clone(),
+        cert: cert.clone(),
+        key: key.clone(),
+    }))
 }
 
 /// Runs the daemon until it is stopped (SIGTERM or SIGINT); containers keep running.
@@ -34,6 +80,7 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
+    let tcp = tcp_options(&args)?;
     let shim = match args.shim {
         Some(s) => s,
         None => beside_me("berth-shim")?,
@@ -43,6 +90,7 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         run_root: args.run_root,
         socket: args.socket,
         shim,
+        tcp,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

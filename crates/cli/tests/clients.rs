@@ -555,3 +555,109 @@ fn survives_sigkill() {
     assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
     d.finish();
 }
+
+/// Makes a CA, a server certificate for 127.0.0.1 and a client certificate in `dir` with
+/// openssl, as Docker's guide to protecting the daemon socket does.
+fn make_certificates(dir: &Path) {
+    common::require("openssl", "openssl");
+    let script = r#"set -e
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca-key.pem -out ca.pem
+openssl req -newkey rsa:2048 -nodes -subj /CN=berth -keyout server-key.pem -out server.csr
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 1 -extfile server.ext -out server-cert.pem
+openssl req -newkey rsa:2048 -nodes -subj /CN=client -keyout key.pem -out client.csr
+printf 'extendedKeyUsage=clientAuth\n' > client.ext
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 1 -extfile client.ext -out cert.pem
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=stranger -keyout stranger-key.pem -out stranger.pem
+"#;
+    let out = std::process::Command::new("sh")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "making certificates failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `--tcp tcp://…` serves the API over TLS to clients with a certificate from the CA, and
+/// to no one else; without TLS files the daemon refuses to listen on TCP at all.
+#[test]
+fn tcp_needs_tls_client_certificates() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    make_certificates(certs.path());
+    let c = |name: &str| certs.path().join(name).display().to_string();
+    let d = Daemon::start_with(|_| {
+        vec![
+            "--tcp".into(),
+            "tcp://127.0.0.1:2376".into(),
+            "--tlsverify".into(),
+            format!("--tlscacert={}", c("ca.pem")),
+            format!("--tlscert={}", c("server-cert.pem")),
+            format!("--tlskey={}", c("server-key.pem")),
+        ]
+    });
+    let docker = |cert: &str, key: &str| {
+        d.in_netns(&[
+            DOCKER,
+            "--tlsverify",
+            &format!("--tlscacert={}", c("ca.pem")),
+            &format!("--tlscert={}", c(cert)),
+            &format!("--tlskey={}", c(key)),
+            "-H",
+            "tcp://127.0.0.1:2376",
+            "version",
+            "--format",
+            "{{.Server.Version}}",
+        ])
+    };
+    let out = docker("cert.pem", "key.pem");
+    assert!(
+        out.status.success() && !out.stdout.is_empty(),
+        "docker over TLS failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A certificate the CA did not sign, and no certificate at all, are turned away.
+    assert!(!docker("stranger.pem", "stranger-key.pem").status.success());
+    let bare = d.in_netns(&[
+        "curl",
+        "-sf",
+        "--cacert",
+        &c("ca.pem"),
+        "https://127.0.0.1:2376/_ping",
+    ]);
+    assert!(
+        !bare.status.success(),
+        "a client without a certificate was served"
+    );
+    d.finish();
+
+    // TCP without TLS files: one clear line, and no daemon. Run where a daemon that did
+    // start would harm nothing (its own network namespace and directories), and ended.
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let at = |name: &str| scratch.path().join(name).display().to_string();
+    let mut child = Command::new("unshare")
+        .args(["--net", "--fork", "--kill-child=SIGKILL", BERTH, "daemon"])
+        .args(["--tcp", "tcp://127.0.0.1:2377", "--root", &at("root")])
+        .args(["--run-root", &at("run"), "--socket", &at("s.sock")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(at("err")).expect("err file"))
+        .spawn()
+        .expect("berth daemon");
+    let ended = eventually(Duration::from_secs(30), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    if !ended {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("berth daemon --tcp without TLS files started");
+    }
+    let err = std::fs::read_to_string(at("err")).unwrap_or_default();
+    assert!(
+        err.contains("needs --tlscacert, --tlscert and --tlskey"),
+        "{err}"
+    );
+    assert!(!scratch.path().join("root").exists(), "it made its root");
+}

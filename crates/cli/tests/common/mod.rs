@@ -42,6 +42,12 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start() -> Daemon {
+        Daemon::start_with(|_| Vec::new())
+    }
+
+    /// A daemon with extra flags, which `prepare` may make files for in the daemon's
+    /// directory (given to it) before the daemon starts.
+    pub fn start_with(prepare: impl FnOnce(&Path) -> Vec<String>) -> Daemon {
         assert!(
             nix::unistd::geteuid().is_root(),
             "these tests need root (namespaces, mounts, cgroups)"
@@ -56,6 +62,8 @@ impl Daemon {
             .expect("tempdir");
         let socket = dir.path().join("d.sock");
         std::fs::create_dir(dir.path().join("docker-config")).expect("docker config dir");
+        let extra = prepare(dir.path()).join(" ");
+        std::fs::write(dir.path().join("extra-flags"), &extra).expect("extra flags");
         let child = spawn(
             dir.path(),
             &["unshare", "--net", "--fork", "--kill-child=SIGTERM"],
@@ -265,8 +273,10 @@ impl Drop for Daemon {
 }
 
 fn spawn(dir: &Path, prefix: &[&str], setup: &str) -> Child {
+    // Flags a test added (start_with), kept for a restart.
+    let extra = std::fs::read_to_string(dir.join("extra-flags")).unwrap_or_default();
     let script = format!(
-        "{setup}echo $$ > {pid} && exec {berth} daemon --root {root} --run-root {run} --socket {sock}",
+        "{setup}echo $$ > {pid} && exec {berth} daemon --root {root} --run-root {run} --socket {sock} {extra}",
         pid = dir.join("d.pid").display(),
         berth = BERTH,
         root = dir.join("root").display(),
