@@ -556,6 +556,69 @@ fn survives_sigkill() {
     d.finish();
 }
 
+/// Containers that end while no daemon runs get their due when one starts: `--restart
+/// always` runs again, `--rm` is removed.
+#[test]
+fn policies_apply_to_containers_that_ended_while_the_daemon_was_down() {
+    require(DOCKER, "the docker CLI at /usr/local/bin/docker");
+    let mut d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keep",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    d.docker_ok(&[
+        "run", "-d", "--name", "gone", "--rm", "busybox", "sleep", "300",
+    ]);
+    let pid = |d: &Daemon, name: &str| -> i32 {
+        let out = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", name]);
+        out.trim().parse().expect("pid")
+    };
+    let (keep, gone) = (pid(&d, "keep"), pid(&d, "gone"));
+    d.kill_and_restart_with(|| {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        for p in [keep, gone] {
+            kill(Pid::from_raw(p), Signal::SIGKILL).expect("kill a container's process");
+        }
+        let ended = || {
+            [keep, gone]
+                .iter()
+                .all(|p| kill(Pid::from_raw(*p), None).is_err())
+        };
+        assert!(
+            eventually(Duration::from_secs(20), ended),
+            "the processes lived on"
+        );
+    });
+    let state = |d: &Daemon| {
+        d.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.RestartCount}}",
+            "keep",
+        ])
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || state(&d) == "running 1\n"),
+        "keep: {}",
+        state(&d)
+    );
+    assert_ne!(pid(&d, "keep"), keep);
+    assert!(eventually(Duration::from_secs(20), || {
+        d.docker_ok(&["ps", "-aq", "--filter", "name=gone"])
+            .is_empty()
+    }));
+    d.finish();
+}
+
 /// Makes a CA, a server certificate for 127.0.0.1 and a client certificate in `dir` with
 /// openssl, as Docker's guide to protecting the daemon socket does.
 fn make_certificates(dir: &Path) {

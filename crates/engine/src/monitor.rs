@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 
-use crate::container::{RestartPolicy, Status};
+use crate::container::{Container, RestartPolicy, Status};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 
@@ -21,11 +21,31 @@ const STEADY: Duration = Duration::from_secs(10);
 /// Watches every running container (after the daemon starts).
 pub async fn watch_running(engine: &Arc<Engine>) -> Result<()> {
     for c in engine.list().await? {
-        if c.state.status == Status::Running {
-            watch(engine, &c.id);
+        match c.state.status {
+            Status::Running => watch(engine, &c.id),
+            // It may have ended while no daemon watched it: do now what the watch would
+            // have done then (Docker, too, restarts such containers when it starts).
+            Status::Exited => settle(engine, &c).await,
+            _ => {}
         }
     }
     Ok(())
+}
+
+/// A container found exited at daemon start: removed if `--rm`, started again if its
+/// restart policy says so.
+async fn settle(engine: &Arc<Engine>, c: &Container) {
+    if c.config.auto_remove {
+        if let Err(e) = engine.remove_with(&c.id, false, true).await {
+            tracing::warn!("removing --rm container {}: {e}", c.name);
+        }
+        return;
+    }
+    match engine.restart_by_policy(&c.id).await {
+        Ok(true) => watch(engine, &c.id),
+        Ok(false) => {}
+        Err(e) => tracing::warn!("restarting container {}: {e}", c.name),
+    }
 }
 
 /// Starts a task that follows container `id` until it stops for good.

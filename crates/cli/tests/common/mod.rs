@@ -95,18 +95,28 @@ impl Daemon {
     /// SIGKILLs the daemon and starts a new one on the same directories and socket, in the
     /// same network namespace (kept alive by the shims), as a restarted host daemon would be.
     pub fn kill_and_restart(&mut self) {
+        self.kill_and_restart_with(|| {});
+    }
+
+    /// As `kill_and_restart`, running `while_down` between the kill and the new start.
+    pub fn kill_and_restart_with(&mut self, while_down: impl FnOnce()) {
         let pid = self.pid();
-        let netns = std::fs::read_link(format!("/proc/{pid}/ns/net")).expect("daemon netns");
+        // Held open across the kill (and handed to nsenter), so the namespace outlives
+        // every process in it, as a host's network does.
+        let netns = std::fs::File::open(format!("/proc/{pid}/ns/net")).expect("daemon netns");
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&netns);
+        nix::fcntl::fcntl(
+            &netns,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .expect("let nsenter inherit the namespace");
         kill(Pid::from_raw(pid), Signal::SIGKILL).expect("SIGKILL the daemon");
         let status = self.child.wait().expect("wait for the killed daemon");
         assert!(!status.success(), "the killed daemon exited with {status}");
-        // Any process still in that namespace (a shim) lets us enter it again.
-        let holder = processes()
-            .into_iter()
-            .find(|p| std::fs::read_link(format!("/proc/{p}/ns/net")).ok() == Some(netns.clone()))
-            .expect("no process is left in the daemon's network namespace");
-        let ns = format!("--net=/proc/{holder}/ns/net");
+        while_down();
+        let ns = format!("--net=/proc/self/fd/{fd}");
         self.child = spawn(self.dir(), &["nsenter", &ns], "");
+        drop(netns);
         self.wait_ready(Duration::from_secs(60));
     }
 
