@@ -8,9 +8,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use oci_spec::runtime::{
-    Capabilities, Capability, LinuxCapabilities, LinuxCpuBuilder, LinuxDevice, LinuxDeviceCgroup,
-    LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources, PosixRlimit, PosixRlimitBuilder,
-    PosixRlimitType, Spec,
+    Capabilities, Capability, LinuxCpuBuilder, LinuxDevice, LinuxDeviceCgroup, LinuxMemoryBuilder,
+    LinuxPidsBuilder, LinuxResources, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Spec,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -186,14 +185,7 @@ pub fn apply(spec: &mut Spec, s: &Security, r: &Resources, rootfs: &Path) -> Res
         process.set_user(crate::exec::spec_user(rootfs, user)?);
     }
     let caps = capabilities(s)?;
-    let mut c = LinuxCapabilities::default();
-    c.set_bounding(Some(caps.clone()));
-    c.set_permitted(Some(caps.clone()));
-    c.set_effective(Some(caps));
-    // Nothing inheritable or ambient, as Docker (and runc since CVE-2022-29162).
-    c.set_inheritable(None);
-    c.set_ambient(None);
-    process.set_capabilities(Some(c));
+    process.set_capabilities(Some(berth_runtime::spec::capability_sets(caps.clone())));
     // Docker lets setuid programs work unless asked not to (runc's example spec does not).
     process.set_no_new_privileges(Some(s.no_new_privileges));
     process.set_rlimits(Some(rlimits(
@@ -231,8 +223,8 @@ pub fn apply(spec: &mut Spec, s: &Security, r: &Resources, rootfs: &Path) -> Res
     linux.set_seccomp(match &s.seccomp {
         _ if s.privileged => None,
         Seccomp::Unconfined => None,
-        Seccomp::Default => Some(crate::seccomp::default_profile(&capabilities(s)?)?),
-        Seccomp::Profile(text) => Some(crate::seccomp::docker_profile(text, &capabilities(s)?)?),
+        Seccomp::Default => Some(crate::seccomp::default_profile(&caps)?),
+        Seccomp::Profile(text) => Some(crate::seccomp::docker_profile(text, &caps)?),
     });
     spec.set_linux(Some(linux));
     Ok(())

@@ -59,6 +59,12 @@ fn default_capabilities() -> LinuxCapabilities {
     ]
     .into_iter()
     .collect();
+    capability_sets(caps)
+}
+
+/// `caps` in the bounding, permitted and effective sets; nothing inheritable or ambient
+/// (as runc since CVE-2022-29162, and Docker).
+pub fn capability_sets(caps: oci_spec::runtime::Capabilities) -> LinuxCapabilities {
     let mut c = LinuxCapabilities::default();
     c.set_bounding(Some(caps.clone()));
     c.set_permitted(Some(caps.clone()));
