@@ -511,21 +511,30 @@ fn connect_and_disconnect(d: &Daemon) {
     ]);
     let fetch = || d.berth(&["exec", "cl", "wget", "-qO-", "http://srv/"]);
     assert!(!fetch().status.success(), "reached srv across networks");
-    d.ok(&["network", "connect", "nb", "cl"]);
+    d.ok(&["network", "connect", "--alias", "back", "nb", "cl"]);
     assert!(eventually(Duration::from_secs(20), || fetch()
         .status
         .success()));
     assert_eq!(String::from_utf8_lossy(&fetch().stdout), "hi\n");
+    // The alias names cl on nb, where srv can look it up.
+    let resolves = || {
+        d.berth(&["exec", "srv", "nslookup", "back"])
+            .status
+            .success()
+    };
+    assert!(resolves(), "the alias given at connect does not resolve");
     let count = "{{len .NetworkSettings.Networks}}";
     assert_eq!(d.ok(&["inspect", "-f", count, "cl"]), "2\n");
     d.ok(&["restart", "-t", "1", "cl"]);
     assert!(eventually(Duration::from_secs(20), || fetch()
         .status
         .success()));
+    assert!(resolves(), "the alias is gone after a restart");
     let again = d.berth(&["network", "connect", "nb", "cl"]);
     assert!(String::from_utf8_lossy(&again.stderr).contains("already connected"));
     d.ok(&["network", "disconnect", "nb", "cl"]);
     assert!(!fetch().status.success(), "reached srv after disconnect");
+    assert!(!resolves(), "the alias outlived the disconnect");
     assert_eq!(d.ok(&["inspect", "-f", count, "cl"]), "1\n");
     d.ok(&["rm", "-f", "srv", "cl"]);
     d.ok(&["network", "rm", "na", "nb"]);

@@ -56,7 +56,7 @@ pub struct Config {
     /// `-P`: the image's exposed ports are published too, on free host ports.
     pub publish_all: bool,
     /// Networks joined after create (`network connect`), besides `network`.
-    pub extra_networks: Vec<String>,
+    pub extra_networks: Vec<Joined>,
     /// `--init`: a minimal init runs as PID 1, reaping and forwarding signals.
     pub init: bool,
     /// `-t`: the process gets a terminal.
@@ -65,6 +65,14 @@ pub struct Config {
     pub open_stdin: bool,
     /// Close stdin once the first attached client that wrote to it is done (`docker run -i`).
     pub stdin_once: bool,
+}
+
+/// A network joined by `network connect`, with the aliases given there (they name the
+/// container on that network only).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joined {
+    pub network: String,
+    pub aliases: Vec<String>,
 }
 
 /// When a container that exited is started again, as Docker's `--restart` says.

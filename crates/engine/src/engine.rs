@@ -484,9 +484,17 @@ impl Engine {
             Placement::Own => {
                 let sandbox = self.net.create_sandbox(&c.id).await?;
                 if let Mode::Networks(names) = &mode {
-                    let mut names = names.clone();
-                    names.extend(c.config.extra_networks.iter().cloned());
-                    self.connect_all(c, &names).await?;
+                    let mut joins: Vec<(&str, &[String])> = names
+                        .iter()
+                        .map(|n| (n.as_str(), c.config.aliases.as_slice()))
+                        .collect();
+                    let extra = &c.config.extra_networks;
+                    joins.extend(
+                        extra
+                            .iter()
+                            .map(|j| (j.network.as_str(), j.aliases.as_slice())),
+                    );
+                    self.connect_all(c, &joins).await?;
                 }
                 let files = self.net.write_etc(
                     &c.id,
@@ -512,14 +520,15 @@ impl Engine {
             .map_err(|e| Error::Invalid(format!("write the bundle's config.json: {e}")))
     }
 
-    async fn connect_all(&self, c: &Container, networks: &[String]) -> Result<()> {
+    /// Joins each network with the aliases the container has there.
+    async fn connect_all(&self, c: &Container, networks: &[(&str, &[String])]) -> Result<()> {
         let mut ports = Vec::new();
         for p in &c.config.publish {
             ports.extend(parse_publish(p)?);
         }
-        for (i, n) in networks.iter().enumerate() {
+        for (i, (n, aliases)) in networks.iter().enumerate() {
             let mut names = vec![c.name.clone(), c.short_id().to_string()];
-            names.extend(c.config.aliases.iter().cloned());
+            names.extend(aliases.iter().cloned());
             let spec = EndpointSpec {
                 names,
                 // Ports are published through the first network, as Docker does.
@@ -555,15 +564,17 @@ impl Engine {
         }
         if c.state.status == Status::Running {
             let mut names = vec![c.name.clone(), c.short_id().to_string()];
-            names.extend(c.config.aliases.iter().chain(aliases).cloned());
+            names.extend(aliases.iter().cloned());
             let spec = EndpointSpec {
                 names,
                 ..Default::default()
             };
             self.net.connect(&c.id, &net.name, &spec).await?;
         }
-        c.config.extra_networks.push(net.name.clone());
-        c.config.aliases.extend(aliases.iter().cloned());
+        c.config.extra_networks.push(crate::container::Joined {
+            network: net.name.clone(),
+            aliases: aliases.to_vec(),
+        });
         self.store().update(&c)?;
         self.network_event("connect", &net, &c);
         Ok(())
@@ -588,12 +599,17 @@ impl Engine {
             .is_ok_and(|n| n.id == net.id)
         {
             // The first remaining network becomes the main one (ports go through it).
-            c.config.network = match c.config.extra_networks.is_empty() {
-                true => "none".into(),
+            let next = match c.config.extra_networks.is_empty() {
+                true => Default::default(),
                 false => c.config.extra_networks.remove(0),
             };
+            c.config.network = next.network;
+            if c.config.network.is_empty() {
+                c.config.network = "none".into();
+            }
+            c.config.aliases = next.aliases;
         } else {
-            c.config.extra_networks.retain(|n| *n != net.name);
+            c.config.extra_networks.retain(|j| j.network != net.name);
         }
         self.store().update(&c)?;
         self.network_event("disconnect", &net, &c);
@@ -608,7 +624,7 @@ impl Engine {
                 names.push(self.net.network(&n)?.name);
             }
         }
-        names.extend(c.config.extra_networks.iter().cloned());
+        names.extend(c.config.extra_networks.iter().map(|j| j.network.clone()));
         Ok(names)
     }
 
