@@ -213,8 +213,7 @@ pub fn read_and_follow(path: &Path, query: &Query) -> Result<(Vec<Entry>, Follow
     }
     let mut follower = Follower {
         path: path.to_path_buf(),
-        offset: 0,
-        inode: 0,
+        file: None,
         partial: Vec::new(),
         query: query.clone(),
     };
@@ -253,12 +252,13 @@ pub fn watch_dir(path: &Path) -> Result<inotify::EventStream<Vec<u8>>> {
         .map_err(|e| Error::io(what(), e))
 }
 
-/// Reads a log's new entries as they are appended (`logs --follow`); a rotation (a new file
-/// under the same name) starts it at the new file's beginning.
+/// Reads a log's new entries as they are appended (`logs --follow`). It keeps the file it
+/// reads open: that pins the inode, so a rotation (a new file under the same name) is seen
+/// even when the file system hands the new file an inode number it had used before, and the
+/// old file's last lines are read before it goes on at the new file's beginning.
 pub struct Follower {
     path: PathBuf,
-    offset: u64,
-    inode: u64,
+    file: Option<File>,
     /// The start of a line not yet complete.
     partial: Vec<u8>,
     query: Query,
@@ -272,35 +272,61 @@ impl Follower {
 
     /// The complete lines appended since the last call.
     pub fn read_new(&mut self) -> Result<Vec<Entry>> {
-        use std::io::{Read, Seek, SeekFrom};
-        use std::os::unix::fs::MetadataExt;
-        let mut file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(format!("open {}", self.path.display()), e)),
-        };
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::io(format!("stat {}", self.path.display()), e))?;
-        if meta.ino() != self.inode || meta.len() < self.offset {
-            (self.inode, self.offset) = (meta.ino(), 0);
-            self.partial.clear();
-        }
-        file.seek(SeekFrom::Start(self.offset))
-            .map_err(|e| Error::io(format!("seek {}", self.path.display()), e))?;
-        let mut bytes = std::mem::take(&mut self.partial);
-        let read = file
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::io(format!("read {}", self.path.display()), e))?;
-        self.offset += read as u64;
-        let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        self.partial = bytes.split_off(complete);
         let mut out = Vec::new();
-        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            push_entry(&mut out, line, &self.query);
+        if self.file.is_none() {
+            self.file = self.open()?;
+        }
+        while let Some(file) = self.file.as_mut() {
+            let mut bytes = std::mem::take(&mut self.partial);
+            std::io::Read::read_to_end(file, &mut bytes).map_err(io_error("read", &self.path))?;
+            let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            self.partial = bytes.split_off(complete);
+            for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                push_entry(&mut out, line, &self.query);
+            }
+            if !self.rotated()? {
+                break;
+            }
+            // The writer only writes whole lines, so a partial one was cut by a crash.
+            self.partial.clear();
+            self.file = self.open()?;
         }
         Ok(out)
     }
+
+    fn open(&self) -> Result<Option<File>> {
+        match File::open(&self.path) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("open", &self.path)(e)),
+        }
+    }
+
+    /// Whether the name now holds another file than the one being read, or the file was
+    /// truncated under the reader.
+    fn rotated(&mut self) -> Result<bool> {
+        use std::io::Seek;
+        use std::os::unix::fs::MetadataExt;
+        let Some(file) = self.file.as_mut() else {
+            return Ok(false);
+        };
+        let held = file.metadata().map_err(io_error("stat", &self.path))?;
+        let at = file
+            .stream_position()
+            .map_err(io_error("seek", &self.path))?;
+        let named = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            // Renamed away and not yet recreated: wait for the new file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_error("stat", &self.path)(e)),
+        };
+        Ok((named.dev(), named.ino()) != (held.dev(), held.ino()) || held.len() < at)
+    }
+}
+
+/// The error for `what` failing on the log at `path`, made only when it fails.
+fn io_error<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |e| Error::io(format!("{what} {}", path.display()), e)
 }
 
 fn wanted(e: &Entry, q: &Query) -> bool {
@@ -364,7 +390,10 @@ mod tests {
         }
         w.write(Stream::Stdout, b"last\n").unwrap();
         let after = texts(&follower.read_new().unwrap());
+        // The old file's tail is read before the new file's lines.
+        assert_eq!(after[0], "a longer line that fills the file\n");
         assert_eq!(after.last().map(String::as_str), Some("last\n"));
+        assert!(follower.read_new().unwrap().is_empty());
     }
 
     #[test]
