@@ -1,0 +1,6 @@
+//! berth's image builder: Dockerfiles into images.
+//!
+//! - `dockerfile`: the Dockerfile language (parsing, variable substitution);
+//! - `ignore`, `context`, `copy`: the build context, `.dockerignore`, and COPY/ADD into a
+//!   root filesystem;
+//! - the builder itself, which runs the steps through the engine.
