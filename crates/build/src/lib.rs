@@ -4,3 +4,5 @@
 //! - `ignore`, `context`, `copy`: the build context, `.dockerignore`, and COPY/ADD into a
 //!   root filesystem;
 //! - the builder itself, which runs the steps through the engine.
+
+pub mod dockerfile;
