@@ -4,3 +4,9 @@
 //! - `ignore`, `context`, `copy`: the build context, `.dockerignore`, and COPY/ADD into a
 //!   root filesystem;
 //! - the builder itself, which runs the steps through the engine.
+
+pub mod context;
+pub mod copy;
+pub mod error;
+pub mod ignore;
+mod tree;
