@@ -5,4 +5,9 @@
 //!   root filesystem;
 //! - the builder itself, which runs the steps through the engine.
 
+pub mod context;
+pub mod copy;
 pub mod dockerfile;
+pub mod error;
+pub mod ignore;
+mod tree;
