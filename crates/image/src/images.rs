@@ -49,6 +49,13 @@ CREATE TABLE IF NOT EXISTS repo_digests (
     digest TEXT NOT NULL,
     image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
 );
+-- The image a build step (or commit) made this one from: intermediate images are hidden
+-- from listings while they have children, and go with their last child.
+CREATE TABLE IF NOT EXISTS parents (
+    image_id TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    parent_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS parents_parent ON parents(parent_id);
 CREATE TABLE IF NOT EXISTS blob_sources (
     digest TEXT NOT NULL,
     registry TEXT NOT NULL,
@@ -82,6 +89,8 @@ pub struct ImageRecord {
     pub layers: Vec<Layer>,
     pub tags: Vec<Reference>,
     pub repo_digests: Vec<Reference>,
+    /// The image this one was built on by a build step or a commit (Docker's `Parent`).
+    pub parent: Option<Digest>,
 }
 
 impl ImageRecord {
@@ -107,6 +116,7 @@ impl ImageRecord {
             layers,
             tags,
             repo_digests,
+            parent: None,
         }
     }
 }
@@ -174,6 +184,12 @@ impl ImageDb {
         }
         for t in &image.tags {
             set_tag(&tx, t, &image.id)?;
+        }
+        if let Some(parent) = &image.parent {
+            tx.execute(
+                "INSERT INTO parents (image_id, parent_id) VALUES (?1, ?2) ON CONFLICT(image_id) DO NOTHING",
+                params![image.id.to_string(), parent.to_string()],
+            )?;
         }
         for r in &image.repo_digests {
             let d = r.digest().expect("repo digests carry a digest");
@@ -294,6 +310,14 @@ impl ImageDb {
             "SELECT name FROM repo_digests WHERE image_id = ?1 ORDER BY name",
             id,
         )?;
+        let parent = self
+            .conn
+            .query_row(
+                "SELECT parent_id FROM parents WHERE image_id = ?1",
+                [id.to_string()],
+                |r| digest_col(r, 0),
+            )
+            .optional()?;
         Ok(Some(ImageRecord {
             id: id.clone(),
             manifest_digest,
@@ -305,6 +329,7 @@ impl ImageDb {
             layers,
             tags,
             repo_digests,
+            parent,
         }))
     }
 
@@ -364,11 +389,24 @@ impl ImageDb {
         Ok(garbage)
     }
 
-    /// Images without a tag.
-    pub fn dangling(&self) -> Result<Vec<Digest>> {
+    /// Images made from `id` by a build step or a commit.
+    pub fn children(&self, id: &Digest) -> Result<Vec<Digest>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM tags)")?;
+            .prepare("SELECT image_id FROM parents WHERE parent_id = ?1 ORDER BY image_id")?;
+        let v = stmt
+            .query_map([id.to_string()], |r| digest_col(r, 0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(v)
+    }
+
+    /// Images without a tag and without children (intermediate build images are not
+    /// dangling while an image built on them exists).
+    pub fn dangling(&self) -> Result<Vec<Digest>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM tags)
+             AND id NOT IN (SELECT parent_id FROM parents)",
+        )?;
         let v = stmt
             .query_map([], |r| digest_col(r, 0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -535,6 +573,7 @@ mod tests {
             ],
             tags: tags.iter().map(|t| t.parse().unwrap()).collect(),
             repo_digests: vec![],
+            parent: None,
         }
     }
 

@@ -14,6 +14,8 @@
 //! message says what to do next.
 
 pub mod archive;
+pub mod commit;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod images;
@@ -26,6 +28,7 @@ pub mod snapshot;
 pub mod store;
 pub mod unpack;
 
+pub use commit::NewImage;
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use reference::Reference;

@@ -533,11 +533,37 @@ impl ImageService {
             .filter(|n| n.tag().is_some())
             .map(Removed::Untagged)
             .collect();
+        self.delete_files(&garbage)?;
         if delete {
             out.push(Removed::Deleted(img.id.clone()));
+            self.remove_unused_parents(img.parent, &mut out)?;
         }
-        self.delete_files(&garbage)?;
         Ok(out)
+    }
+
+    /// After an image is deleted, its build parents go too, as in Docker, each as long as
+    /// it has no name, no other child and no container.
+    fn remove_unused_parents(
+        &self,
+        mut next: Option<Digest>,
+        out: &mut Vec<Removed>,
+    ) -> Result<()> {
+        while let Some(id) = next.take() {
+            let Some(img) = self.db().get(&id)? else {
+                break;
+            };
+            if !img.tags.is_empty()
+                || !self.db().children(&id)?.is_empty()
+                || !self.users(&id).is_empty()
+            {
+                break;
+            }
+            let garbage = self.db().remove(&id, &img.repo_digests, true)?;
+            self.delete_files(&garbage)?;
+            out.push(Removed::Deleted(id));
+            next = img.parent;
+        }
+        Ok(())
     }
 
     /// Deletes what the database no longer references, under the exclusive gc lock.
@@ -561,14 +587,20 @@ impl ImageService {
             if !self.users(&id).is_empty() {
                 continue;
             }
-            let names = self
-                .db()
-                .get(&id)?
-                .map(|i| i.repo_digests)
-                .unwrap_or_default();
-            let g = self.db().remove(&id, &names, true)?;
+            let Some(img) = self.db().get(&id)? else {
+                continue;
+            };
+            let g = self.db().remove(&id, &img.repo_digests, true)?;
             self.delete_files(&g)?;
             report.images.push(id);
+            let mut parents = Vec::new();
+            self.remove_unused_parents(img.parent, &mut parents)?;
+            report
+                .images
+                .extend(parents.into_iter().filter_map(|r| match r {
+                    Removed::Deleted(d) => Some(d),
+                    Removed::Untagged(_) => None,
+                }));
         }
         let _gc = self.gc_lock_blocking(true)?;
         let (snaps, blobs) = self.db().referenced()?;

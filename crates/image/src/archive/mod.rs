@@ -101,7 +101,7 @@ impl ImageService {
 
     /// Stores a tar (any compression) as a gzip layer blob; returns the blob's digest and
     /// size and the diff ID (sha256 of the tar).
-    fn store_gzip_layer(&self, input: impl Read) -> Result<(Digest, u64, Digest)> {
+    pub(crate) fn store_gzip_layer(&self, input: impl Read) -> Result<(Digest, u64, Digest)> {
         let mut tar = HashingReader::new(
             manifest::decompress(BufReader::with_capacity(1 << 20, input))?,
             Algorithm::Sha256,
@@ -124,6 +124,26 @@ impl ImageService {
         media_type: &str,
         tags: Vec<Reference>,
         repo_digests: Vec<Reference>,
+        progress: &ProgressSink,
+    ) -> Result<ImageRecord> {
+        self.register_child(
+            manifest_bytes,
+            media_type,
+            tags,
+            repo_digests,
+            None,
+            progress,
+        )
+    }
+
+    /// `register`, recording the image it was made from.
+    pub(crate) fn register_child(
+        &self,
+        manifest_bytes: &[u8],
+        media_type: &str,
+        tags: Vec<Reference>,
+        repo_digests: Vec<Reference>,
+        parent: Option<Digest>,
         progress: &ProgressSink,
     ) -> Result<ImageRecord> {
         let Parsed::Image {
@@ -157,7 +177,7 @@ impl ImageService {
                 size,
             });
         }
-        let record = ImageRecord::new(
+        let mut record = ImageRecord::new(
             config_digest,
             manifest_digest,
             media_type,
@@ -166,13 +186,14 @@ impl ImageService {
             tags,
             repo_digests,
         );
+        record.parent = parent;
         self.record(&record, None)?;
         Ok(record)
     }
 }
 
 /// An OCI image manifest as bytes.
-fn oci_manifest(config: &Digest, config_size: u64, layers: Vec<Descriptor>) -> Vec<u8> {
+pub(crate) fn oci_manifest(config: &Digest, config_size: u64, layers: Vec<Descriptor>) -> Vec<u8> {
     let m = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(manifest::OCI_MANIFEST)
@@ -315,7 +336,7 @@ pub(crate) fn write_atomically(
 }
 
 /// Now as RFC 3339 UTC (what image configs carry), without a date crate.
-fn rfc3339_now() -> String {
+pub(crate) fn rfc3339_now() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
