@@ -43,13 +43,26 @@ fn familiar(r: &berth_image::Reference) -> String {
     r.familiar()
 }
 
-async fn list(State(state): State<AppState>) -> ApiResult<Response> {
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    all: Option<String>,
+}
+
+/// `GET /images/json`: without `all`, intermediate images (untagged, with a child built on
+/// them) are left out, as Docker does.
+async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
     let images = state.engine.images().list()?;
+    let parents: std::collections::HashSet<String> = images
+        .iter()
+        .filter_map(|i| i.parent.as_ref().map(|p| p.to_string()))
+        .collect();
+    let all = flag(&q.all);
     let rows: Vec<ImageSummary> = images
         .into_iter()
+        .filter(|i| all || !i.tags.is_empty() || !parents.contains(&i.id.to_string()))
         .map(|i| ImageSummary {
             id: i.id.to_string(),
-            parent_id: String::new(),
+            parent_id: i.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
             repo_tags: i.tags.iter().map(familiar).collect(),
             repo_digests: i.repo_digests.iter().map(familiar).collect(),
             created: created_secs(i.created.as_deref()),
@@ -101,7 +114,7 @@ fn inspect(state: &AppState, name: &str) -> ApiResult<Response> {
         "Id": i.image.id.to_string(),
         "RepoTags": i.image.tags.iter().map(familiar).collect::<Vec<_>>(),
         "RepoDigests": i.image.repo_digests.iter().map(familiar).collect::<Vec<_>>(),
-        "Parent": "",
+        "Parent": i.image.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
         "Comment": raw.get("comment").cloned().unwrap_or("".into()),
         "Created": i.image.created.clone().unwrap_or_default(),
         "Author": raw.get("author").cloned().unwrap_or("".into()),
@@ -322,7 +335,7 @@ fn progress_line(p: &Progress, verb: &str) -> Option<serde_json::Value> {
 
 /// Writes a request body to a temporary file under the image root (archives are read by
 /// path), removed when dropped.
-async fn spool(images: &ImageService, body: Body) -> ApiResult<tempfile::NamedTempFile> {
+pub(crate) async fn spool(images: &ImageService, body: Body) -> ApiResult<tempfile::NamedTempFile> {
     let dir = images.root().join("tmp");
     tokio::fs::create_dir_all(&dir).await.map_err(|e| {
         ApiError::new(

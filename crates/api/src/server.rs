@@ -42,6 +42,9 @@ pub async fn serve(options: Options) -> Result<(), String> {
     berth_engine::monitor::watch_running(&engine)
         .await
         .map_err(|e| e.to_string())?;
+    berth_build::remove_leftovers(&engine)
+        .await
+        .map_err(|e| e.to_string())?;
     let tls = match &options.tcp {
         Some(o) => Some(crate::tls::TlsListener::bind(o).await?),
         None => None,
@@ -117,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::system::routes())
         .merge(crate::containers::routes())
         .merge(crate::images::routes())
+        .merge(crate::build::routes())
         .merge(crate::networks::routes())
         .merge(crate::volumes::routes())
         .with_state(state)

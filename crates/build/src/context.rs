@@ -191,6 +191,16 @@ impl Context {
         Ok(Context { root, ignore })
     }
 
+    /// A directory to copy from without `.dockerignore` rules: an image's or a stage's
+    /// root filesystem (`COPY --from`), or heredoc files.
+    pub fn open_unfiltered(root: &Path) -> Result<Context> {
+        let root = fs::canonicalize(root).map_err(io_err("open", root.display()))?;
+        Ok(Context {
+            root,
+            ignore: Ignore::default(),
+        })
+    }
+
     /// The context directory (with symlinks resolved).
     pub fn root(&self) -> &Path {
         &self.root

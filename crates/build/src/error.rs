@@ -45,6 +45,27 @@ pub enum Error {
     #[error("--chmod={0}: not an octal mode; write it like 755 or 0644")]
     Chmod(String),
 
+    /// A Dockerfile that does not parse.
+    #[error(transparent)]
+    Parse(#[from] crate::dockerfile::ParseError),
+
+    /// Bad input to the build (an option, an instruction's operands), said in full.
+    #[error("{0}")]
+    Invalid(String),
+
+    /// A step that failed (a RUN's non-zero exit).
+    #[error("{0}")]
+    Step(String),
+
+    #[error("build cache: {0}")]
+    Cache(String),
+
+    #[error(transparent)]
+    Engine(#[from] berth_engine::Error),
+
+    #[error(transparent)]
+    Image(#[from] berth_image::Error),
+
     #[error("{what}: {source}")]
     Io {
         what: String,

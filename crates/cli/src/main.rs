@@ -101,6 +101,8 @@ pub(crate) enum Cmd {
     Load(img::LoadArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(img::ImportArgs),
+    /// Build an image from a Dockerfile
+    Build(commands::build::BuildArgs),
     /// Log in to a registry
     Login(img::LoginArgs),
     /// Log out from a registry
@@ -248,6 +250,7 @@ async fn run_cmd(c: &Client, cmd: Cmd) -> Result<()> {
         Cmd::Save(a) => img::save(c, a).await,
         Cmd::Load(a) => img::load(c, a).await,
         Cmd::Import(a) => img::import(c, a).await,
+        Cmd::Build(a) => commands::build::build(c, a).await,
         Cmd::Login(a) => img::login(c, a).await,
         Cmd::Logout { server } => img::logout(server),
         Cmd::Network(n) => network::run(c, n).await,

@@ -69,6 +69,17 @@ pub fn copy_into(
     Ok(())
 }
 
+/// `mkdir -p` of `dir` (absolute, or relative to `/`) inside `rootfs`, resolved as if
+/// `rootfs` were `/`: WORKDIR's directory before a step runs in it.
+pub fn make_dir(rootfs: &Path, dir: &str) -> Result<()> {
+    let root = in_root::open_root(rootfs)?;
+    let rel = dir.trim_start_matches('/');
+    if rel.is_empty() {
+        return Ok(());
+    }
+    in_root::mkdir_all(&root, rel.as_bytes(), None).map(drop)
+}
+
 /// Where a COPY goes.
 #[derive(Debug, PartialEq, Eq)]
 struct Target {

@@ -1,5 +1,6 @@
 //! The commands, one module per kind of object the API serves.
 
+pub mod build;
 pub mod container;
 pub mod create;
 pub mod image;

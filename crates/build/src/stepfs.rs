@@ -1,0 +1,162 @@
+//! A step's root filesystem: the image so far, mounted with overlayfs under a fresh upper
+//! directory, so that what the step changes (a RUN's writes, a COPY's files) is exactly
+//! the upper directory, which becomes the step's layer.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use berth_image::{Digest, ImageService};
+
+use crate::error::{Error, Result};
+
+/// Paths a container's runtime makes as mount points when the image lacks them (the
+/// kernel filesystems and the files the network sandbox bind-mounts). They are not the
+/// step's doing, so they are taken out of its layer, as Docker's init layer keeps them
+/// out of its diffs. Deepest first, so a directory is emptied before it is looked at.
+const MOUNT_POINTS: &[&str] = &[
+    "etc/hosts",
+    "etc/hostname",
+    "etc/resolv.conf",
+    "etc",
+    "proc",
+    "sys",
+    "dev",
+];
+
+pub struct StepFs {
+    merged: PathBuf,
+    upper: PathBuf,
+    mounted: bool,
+    /// Which of `MOUNT_POINTS` the image already had.
+    existing: Vec<bool>,
+    // Last: removed after the drop above has unmounted.
+    dir: tempfile::TempDir,
+}
+
+impl StepFs {
+    /// Mounts `image` (none: an empty root, `FROM scratch`) in a new directory under
+    /// `scratch`.
+    pub fn mount(images: &ImageService, image: Option<&Digest>, scratch: &Path) -> Result<StepFs> {
+        std::fs::create_dir_all(scratch).map_err(io("create", scratch))?;
+        let dir = tempfile::Builder::new()
+            .prefix("step-")
+            .tempdir_in(scratch)
+            .map_err(io("create a directory in", scratch))?;
+        let (upper, work, merged) = (
+            dir.path().join("upper"),
+            dir.path().join("work"),
+            dir.path().join("merged"),
+        );
+        for d in [&upper, &work, &merged] {
+            std::fs::create_dir(d).map_err(io("create", d))?;
+        }
+        let mut fs = StepFs {
+            merged: merged.clone(),
+            upper: upper.clone(),
+            mounted: false,
+            existing: Vec::new(),
+            dir,
+        };
+        match image {
+            Some(id) if !images.lowerdirs(&id.to_string())?.is_empty() => {
+                images.mount(&id.to_string(), &upper, &work, &merged)?;
+                fs.mounted = true;
+            }
+            // No layers: the upper directory is the whole root.
+            _ => fs.merged = upper,
+        }
+        fs.existing = MOUNT_POINTS
+            .iter()
+            .map(|p| fs.merged.join(p).symlink_metadata().is_ok())
+            .collect();
+        Ok(fs)
+    }
+
+    /// The root filesystem to work in.
+    pub fn root(&self) -> &Path {
+        &self.merged
+    }
+
+    /// Unmounts, takes out the runtime's mount points, and writes the changes as a layer
+    /// tar; returns its path (inside this step's directory).
+    pub fn finish(&mut self) -> Result<PathBuf> {
+        self.unmount()?;
+        for (p, had) in MOUNT_POINTS.iter().zip(&self.existing) {
+            if !had {
+                remove_if_empty(&self.upper.join(p))?;
+            }
+        }
+        let tar = self.dir.path().join("layer.tar");
+        let file = std::fs::File::create(&tar).map_err(io("create", &tar))?;
+        berth_image::diff::write_layer(&self.upper, std::io::BufWriter::new(file))?;
+        Ok(tar)
+    }
+
+    fn unmount(&mut self) -> Result<()> {
+        if self.mounted {
+            nix::mount::umount2(&self.merged, nix::mount::MntFlags::empty()).map_err(|e| {
+                Error::io(
+                    format!("unmount {}", self.merged.display()),
+                    std::io::Error::from(e),
+                )
+            })?;
+            self.mounted = false;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StepFs {
+    fn drop(&mut self) {
+        if self.mounted {
+            // Detach rather than fail: the directory is removed next and must not be
+            // removed through a live mount.
+            let _ = nix::mount::umount2(&self.merged, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// Removes an empty file or an empty directory; anything with content is the step's.
+fn remove_if_empty(path: &Path) -> Result<()> {
+    let Ok(meta) = path.symlink_metadata() else {
+        return Ok(());
+    };
+    let removed = if meta.is_dir() {
+        std::fs::remove_dir(path)
+    } else if meta.is_file() && meta.size() == 0 {
+        std::fs::remove_file(path)
+    } else {
+        return Ok(());
+    };
+    match removed {
+        Ok(()) => Ok(()),
+        // ENOTEMPTY: the step wrote something there.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(()),
+        Err(e) => Err(Error::io(format!("remove {}", path.display()), e)),
+    }
+}
+
+fn io<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |e| Error::io(format!("{what} {}", path.display()), e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_empty_mount_points_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        std::fs::write(etc.join("hosts"), "").unwrap();
+        std::fs::write(etc.join("motd"), "hi").unwrap();
+        remove_if_empty(&etc.join("hosts")).unwrap();
+        remove_if_empty(&etc).unwrap();
+        assert!(!etc.join("hosts").exists());
+        assert!(etc.join("motd").exists(), "a step's own file stays");
+        std::fs::create_dir(dir.path().join("proc")).unwrap();
+        remove_if_empty(&dir.path().join("proc")).unwrap();
+        assert!(!dir.path().join("proc").exists());
+    }
+}
