@@ -9,8 +9,10 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use berth_build::output::{Message, Output};
+use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::mpsc;
+use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::error::{ApiError, ApiResult};
 use crate::server::AppState;
@@ -81,9 +83,14 @@ fn json_map(name: &str, v: &str) -> ApiResult<BTreeMap<String, String>> {
 async fn build(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
     let q = parse_query(req.uri().query())?;
     let engine = state.engine.clone();
-    let tar = crate::images::spool(engine.images(), req.into_body()).await?;
     let scratch = engine.root().join("build");
-    let context = tokio::task::spawn_blocking(move || unpack_context(&tar, &scratch))
+    // Unpacked as it arrives: no spooled copy of a context that may be large.
+    let body = req
+        .into_body()
+        .into_data_stream()
+        .map(|r| r.map_err(std::io::Error::other));
+    let reader = SyncIoBridge::new(StreamReader::new(body));
+    let context = tokio::task::spawn_blocking(move || unpack_context(reader, &scratch))
         .await
         .map_err(|e| ApiError::bad_request(format!("build context: {e}")))??;
     let (tx, response) = streams::json_lines();
@@ -139,7 +146,7 @@ async fn build(State(state): State<AppState>, req: Request) -> ApiResult<Respons
 /// The context tar, unpacked with the same care as an image layer (nothing written
 /// outside the directory, sizes bounded) into a directory removed after the build.
 fn unpack_context(
-    tar: &tempfile::NamedTempFile,
+    tar: impl std::io::Read,
     scratch: &std::path::Path,
 ) -> ApiResult<tempfile::TempDir> {
     std::fs::create_dir_all(scratch)
@@ -148,11 +155,8 @@ fn unpack_context(
         .prefix("context-")
         .tempdir_in(scratch)
         .map_err(|e| ApiError::bad_request(format!("build context: {e}")))?;
-    let file = tar
-        .reopen()
-        .map_err(|e| ApiError::bad_request(format!("build context: {e}")))?;
     berth_image::unpack::unpack_layer(
-        std::io::BufReader::new(file),
+        std::io::BufReader::with_capacity(1 << 20, tar),
         dir.path(),
         &Default::default(),
     )

@@ -335,7 +335,7 @@ fn progress_line(p: &Progress, verb: &str) -> Option<serde_json::Value> {
 
 /// Writes a request body to a temporary file under the image root (archives are read by
 /// path), removed when dropped.
-pub(crate) async fn spool(images: &ImageService, body: Body) -> ApiResult<tempfile::NamedTempFile> {
+async fn spool(images: &ImageService, body: Body) -> ApiResult<tempfile::NamedTempFile> {
     let dir = images.root().join("tmp");
     tokio::fs::create_dir_all(&dir).await.map_err(|e| {
         ApiError::new(

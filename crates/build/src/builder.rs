@@ -410,7 +410,9 @@ impl Builder<'_> {
         let code = run::run(self.engine, fs.root(), spec, self.out).await?;
         if code != 0 {
             return Err(Error::Step(format!(
-                "The command '{}' returned a non-zero code: {code}",
+                "{}:{}: The command '{}' returned a non-zero code: {code}",
+                self.file,
+                ins.line,
                 argv.join(" ")
             )));
         }
