@@ -20,61 +20,17 @@ cargo build --release -p berth-cli -p berth-engine --bins >&2
 target=${CARGO_TARGET_DIR:-$PWD/target}
 berth=$target/release/berth
 
+# The classic builder, for both daemons, whichever way the docker CLI is called.
+export DOCKER_BUILDKIT=0
 D=$(mktemp -d /tmp/berth-build-bench.XXXXXX)
 out=$D/results
-mkdir -p "$out" "$D/berth" "$D/docker" "$D/ctx"
-berth_pid= docker_pid=
-
-dk() { local engine=$1; shift; DOCKER_BUILDKIT=0 command docker -H "unix://$D/$engine.sock" "$@"; }
-
-stop_daemon() {
-  local engine=$1 pid=$2
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  dk "$engine" ps -aq 2>/dev/null | xargs -r docker -H "unix://$D/$engine.sock" rm -f >/dev/null 2>&1 || true
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  stop_daemon berth "$berth_pid"
-  stop_daemon docker "$docker_pid"
-  local p
-  for p in $(pgrep -f "(berth-shim|containerd-shim-runc-v2) .*$D/"); do kill -KILL "$p" 2>/dev/null || true; done
-  awk -v d="$D/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-    while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  rm -rf "$D"
-}
-trap cleanup EXIT
-
-wait_ping() {
-  local engine=$1 pid=$2
-  for _ in $(seq 1 300); do
-    curl -fs --unix-socket "$D/$engine.sock" http://localhost/_ping >/dev/null 2>&1 && return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1  # pacing between readiness polls
-  done
-  echo "build: $engine did not answer /_ping; its log:" >&2
-  tail -n 40 "$D/$engine.log" >&2
-  exit 1
-}
-
-echo "== starting berth daemon and dockerd, each in a network namespace of its own" >&2
-new_netns=(unshare --net bash -c 'ip link set lo up && exec "$@"' new-netns)
-"${new_netns[@]}" "$berth" daemon --root "$D/berth/root" --run-root "$D/berth/run" \
-  --socket "$D/berth.sock" >"$D/berth.log" 2>&1 &
-berth_pid=$!
-echo '{}' >"$D/daemon.json"
-"${new_netns[@]}" dockerd --data-root "$D/docker/root" --exec-root "$D/docker/exec" \
-  -H "unix://$D/docker.sock" --pidfile "$D/docker.pid" --config-file "$D/daemon.json" \
-  >"$D/docker.log" 2>&1 &
-docker_pid=$!
-wait_ping berth "$berth_pid"
-wait_ping docker "$docker_pid"
-
-echo "== the same busybox in both, and the context" >&2
-scripts/busybox-rootfs.sh "$D/rootfs" >/dev/null
-tar -C "$D/rootfs" -cf "$D/busybox.tar" .
-for engine in berth docker; do dk "$engine" import - busybox <"$D/busybox.tar" >/dev/null; done
+mkdir -p "$out" "$D/ctx"
+bench=build
+# shellcheck source=bench/daemons.sh
+. bench/daemons.sh
+start_daemons
+import_busybox
+echo "== the context" >&2
 head -c 50M /dev/urandom >"$D/ctx/blob.bin"
 mkdir -p "$D/ctx/src"
 for i in $(seq 20); do echo "source $i" >"$D/ctx/src/f$i.txt"; done
@@ -102,7 +58,6 @@ for engine in berth docker; do
   [ "$got" = 20 ] || { echo "build: $engine's image printed $got lines, not 20" >&2; exit 1; }
 done
 
-export DOCKER_BUILDKIT=0
 echo "== cold builds (--no-cache), $cold_runs runs each" >&2
 hyperfine -N --warmup 1 --runs "$cold_runs" --export-json "$out/cold.json" \
   -n berth "$(build berth --no-cache)" -n docker "$(build docker --no-cache)" >&2

@@ -120,14 +120,8 @@ async fn build(State(state): State<AppState>, req: Request) -> ApiResult<Respons
         };
         // The image store's futures are not Send for every lifetime the scheduler needs,
         // and its work blocks: the build is driven on a thread of its own.
-        let handle = tokio::runtime::Handle::current();
-        let result = tokio::task::spawn_blocking(move || {
-            let result = handle.block_on(berth_build::build(
-                &engine,
-                context.path(),
-                &q.options,
-                &out,
-            ));
+        let result = crate::images::drive_on_own_thread(move || async move {
+            let result = berth_build::build(&engine, context.path(), &q.options, &out).await;
             drop(context);
             result.map_err(|e| e.to_string())
         })

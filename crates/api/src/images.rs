@@ -278,14 +278,23 @@ where
     Fut: std::future::Future<Output = berth_image::Result<T>>,
     T: Send + 'static,
 {
+    drive_on_own_thread(f).await.unwrap_or_else(|e| {
+        Err(berth_image::Error::Mount(format!(
+            "the image task failed: {e}"
+        )))
+    })
+}
+
+/// Drives the future `f` makes on a blocking thread of its own (for futures that are not
+/// `Send`, or whose work blocks); the error is the thread's panic.
+pub(crate) async fn drive_on_own_thread<F, Fut, O>(f: F) -> Result<O, tokio::task::JoinError>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = O>,
+    O: Send + 'static,
+{
     let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || handle.block_on(f()))
-        .await
-        .unwrap_or_else(|e| {
-            Err(berth_image::Error::Mount(format!(
-                "the image task failed: {e}"
-            )))
-        })
+    tokio::task::spawn_blocking(move || handle.block_on(f())).await
 }
 
 /// Docker's error message inside a progress stream.

@@ -15,7 +15,7 @@ use crate::cache::{self, Cache};
 use crate::context::{Context, Source};
 use crate::copy::{self, CopyOptions};
 use crate::dockerfile::{self, Command, CopySpec, Instruction, Kind, Stage};
-use crate::error::{Error, Result};
+use crate::error::{io_err, Error, Result};
 use crate::image_config::{ImageConfig, DEFAULT_PATH};
 use crate::output::Output;
 use crate::run::{self, RunSpec};
@@ -89,8 +89,7 @@ pub async fn remove_leftovers(engine: &Engine) -> Result<()> {
         let merged = e.path().join("merged");
         // Not mounted (EINVAL) or not there (ENOENT) is the common case.
         let _ = nix::mount::umount2(&merged, nix::mount::MntFlags::MNT_DETACH);
-        std::fs::remove_dir_all(e.path())
-            .map_err(|err| Error::io(format!("remove {}", e.path().display()), err))?;
+        std::fs::remove_dir_all(e.path()).map_err(io_err("remove", e.path().display()))?;
     }
     Ok(())
 }
@@ -823,8 +822,7 @@ fn heredoc_files(
     if docs.is_empty() {
         return Ok(None);
     }
-    std::fs::create_dir_all(scratch)
-        .map_err(|e| Error::io(format!("create {}", scratch.display()), e))?;
+    std::fs::create_dir_all(scratch).map_err(io_err("create", scratch.display()))?;
     let dir = tempfile::Builder::new()
         .prefix("heredoc-")
         .tempdir_in(scratch)
@@ -837,8 +835,7 @@ fn heredoc_files(
             )));
         }
         let path = dir.path().join(&h.name);
-        std::fs::write(&path, content(h)?)
-            .map_err(|e| Error::io(format!("write heredoc {}", h.name), e))?;
+        std::fs::write(&path, content(h)?).map_err(io_err("write heredoc", &h.name))?;
     }
     Ok(Some(dir))
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use berth_image::{Digest, ImageService};
 
-use crate::error::{Error, Result};
+use crate::error::{io_err, Result};
 
 /// Paths a container's runtime makes as mount points when the image lacks them (the
 /// kernel filesystems and the files the network sandbox bind-mounts). They are not the
@@ -37,18 +37,18 @@ impl StepFs {
     /// Mounts `image` (none: an empty root, `FROM scratch`) in a new directory under
     /// `scratch`.
     pub fn mount(images: &ImageService, image: Option<&Digest>, scratch: &Path) -> Result<StepFs> {
-        std::fs::create_dir_all(scratch).map_err(io("create", scratch))?;
+        std::fs::create_dir_all(scratch).map_err(io_err("create", scratch.display()))?;
         let dir = tempfile::Builder::new()
             .prefix("step-")
             .tempdir_in(scratch)
-            .map_err(io("create a directory in", scratch))?;
+            .map_err(io_err("create a directory in", scratch.display()))?;
         let (upper, work, merged) = (
             dir.path().join("upper"),
             dir.path().join("work"),
             dir.path().join("merged"),
         );
         for d in [&upper, &work, &merged] {
-            std::fs::create_dir(d).map_err(io("create", d))?;
+            std::fs::create_dir(d).map_err(io_err("create", d.display()))?;
         }
         let mut fs = StepFs {
             merged: merged.clone(),
@@ -57,13 +57,16 @@ impl StepFs {
             existing: Vec::new(),
             dir,
         };
-        match image {
-            Some(id) if !images.lowerdirs(&id.to_string())?.is_empty() => {
-                images.mount(&id.to_string(), &upper, &work, &merged)?;
-                fs.mounted = true;
-            }
+        let lowers = match image {
+            Some(id) => images.lowerdirs(&id.to_string())?,
+            None => Vec::new(),
+        };
+        if lowers.is_empty() {
             // No layers: the upper directory is the whole root.
-            _ => fs.merged = upper,
+            fs.merged = upper;
+        } else {
+            berth_image::snapshot::mount_overlay(&lowers, &upper, &work, &merged)?;
+            fs.mounted = true;
         }
         fs.existing = MOUNT_POINTS
             .iter()
@@ -87,19 +90,15 @@ impl StepFs {
             }
         }
         let tar = self.dir.path().join("layer.tar");
-        let file = std::fs::File::create(&tar).map_err(io("create", &tar))?;
+        let file = std::fs::File::create(&tar).map_err(io_err("create", tar.display()))?;
         berth_image::diff::write_layer(&self.upper, std::io::BufWriter::new(file))?;
         Ok(tar)
     }
 
     fn unmount(&mut self) -> Result<()> {
         if self.mounted {
-            nix::mount::umount2(&self.merged, nix::mount::MntFlags::empty()).map_err(|e| {
-                Error::io(
-                    format!("unmount {}", self.merged.display()),
-                    std::io::Error::from(e),
-                )
-            })?;
+            nix::mount::umount2(&self.merged, nix::mount::MntFlags::empty())
+                .map_err(io_err("unmount", self.merged.display()))?;
             self.mounted = false;
         }
         Ok(())
@@ -132,12 +131,8 @@ fn remove_if_empty(path: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         // ENOTEMPTY: the step wrote something there.
         Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(()),
-        Err(e) => Err(Error::io(format!("remove {}", path.display()), e)),
+        Err(e) => Err(io_err("remove", path.display())(e)),
     }
-}
-
-fn io<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |e| Error::io(format!("{what} {}", path.display()), e)
 }
 
 #[cfg(test)]
