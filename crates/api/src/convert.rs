@@ -9,8 +9,9 @@ use berth_engine::{Config, Container, Engine, Status};
 use bollard_stubs::models::{
     ContainerConfig, ContainerCreateBody, ContainerInspectResponse, ContainerState,
     ContainerStateStatusEnum, ContainerSummary, ContainerSummaryNetworkSettings,
-    ContainerSummaryStateEnum, EndpointSettings, HostConfig, HostConfigLogConfig, NetworkSettings,
-    PortBinding, PortMap, PortSummary, PortSummaryTypeEnum, RestartPolicyNameEnum,
+    ContainerSummaryStateEnum, EndpointSettings, HostConfig, HostConfigCgroupnsModeEnum,
+    HostConfigLogConfig, NetworkSettings, PortBinding, PortMap, PortSummary, PortSummaryTypeEnum,
+    RestartPolicyNameEnum,
 };
 use bollard_stubs::models::{MountPoint, MountType};
 use time::format_description::well_known::Rfc3339;
@@ -96,7 +97,11 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
             ulimits: ulimits(&host)?,
             shm_size: host.shm_size.filter(|s| *s > 0),
         },
-        init: host.init.unwrap_or(false),
+        init: host.init,
+        cgroupns: cgroupns(&host),
+        dns: host.dns.clone().unwrap_or_default(),
+        dns_search: host.dns_search.clone().unwrap_or_default(),
+        dns_options: host.dns_options.clone().unwrap_or_default(),
         publish_all: host.publish_all_ports == Some(true),
         log_max_size,
         log_max_files,
@@ -112,17 +117,17 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
 /// SELinux, so their `apparmor=`/`label=` options are refused rather than ignored.
 fn security_options(
     options: Option<&[String]>,
-) -> ApiResult<(bool, berth_engine::limits::Seccomp)> {
+) -> ApiResult<(Option<bool>, berth_engine::limits::Seccomp)> {
     use berth_engine::limits::Seccomp;
-    let mut no_new_privileges = false;
+    let mut no_new_privileges = None;
     let mut seccomp = Seccomp::Default;
     for opt in options.unwrap_or_default() {
         let (key, value) = opt
             .split_once(['=', ':'])
             .map_or((opt.as_str(), None), |(k, v)| (k, Some(v)));
         match (key, value) {
-            ("no-new-privileges", None | Some("true")) => no_new_privileges = true,
-            ("no-new-privileges", Some("false")) => no_new_privileges = false,
+            ("no-new-privileges", None | Some("true")) => no_new_privileges = Some(true),
+            ("no-new-privileges", Some("false")) => no_new_privileges = Some(false),
             ("seccomp", Some("unconfined")) => seccomp = Seccomp::Unconfined,
             ("seccomp", Some(profile)) if profile.trim_start().starts_with('{') => {
                 seccomp = Seccomp::Profile(profile.to_string())
@@ -263,9 +268,19 @@ fn log_config(c: &Container) -> HashMap<String, String> {
 }
 
 /// The `SecurityOpt` a container was created with, as Docker lists them.
+/// `--cgroupns host|private`; unsaid (or "") leaves it to the daemon's default.
+fn cgroupns(host: &HostConfig) -> Option<berth_engine::defaults::CgroupnsMode> {
+    use berth_engine::defaults::CgroupnsMode;
+    match host.cgroupns_mode {
+        Some(HostConfigCgroupnsModeEnum::PRIVATE) => Some(CgroupnsMode::Private),
+        Some(HostConfigCgroupnsModeEnum::HOST) => Some(CgroupnsMode::Host),
+        _ => None,
+    }
+}
+
 fn security_opt(c: &Container) -> Vec<String> {
     let mut out = Vec::new();
-    if c.config.security.no_new_privileges {
+    if c.config.security.no_new_privileges == Some(true) {
         out.push("no-new-privileges".to_string());
     }
     match c.config.security.seccomp {
@@ -506,7 +521,16 @@ pub fn inspect(engine: &Engine, c: &Container) -> serde_json::Value {
             pids_limit: c.config.resources.pids_limit,
             shm_size: Some(c.config.resources.shm_size.unwrap_or(64 * 1024 * 1024)),
             security_opt: Some(security_opt(c)),
-            init: Some(c.config.init),
+            init: Some(c.config.init == Some(true)),
+            cgroupns_mode: Some(match c.config.cgroupns {
+                Some(berth_engine::defaults::CgroupnsMode::Private) => {
+                    HostConfigCgroupnsModeEnum::PRIVATE
+                }
+                _ => HostConfigCgroupnsModeEnum::HOST,
+            }),
+            dns: Some(c.config.dns.clone()),
+            dns_search: Some(c.config.dns_search.clone()),
+            dns_options: Some(c.config.dns_options.clone()),
             binds: Some(binds(c)),
             ..Default::default()
         }),

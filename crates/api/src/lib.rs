@@ -9,8 +9,11 @@ mod containers;
 mod convert;
 mod error;
 mod images;
+mod logging;
 mod networks;
+mod reload;
 mod server;
+mod settings;
 mod stats;
 mod streams;
 mod system;
@@ -18,5 +21,6 @@ mod tls;
 mod volumes;
 
 pub use error::ApiError;
+pub use logging::Logging;
 pub use server::{serve, Options};
 pub use tls::TcpOptions;

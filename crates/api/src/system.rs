@@ -66,6 +66,8 @@ async fn version() -> Json<SystemVersion> {
 }
 
 async fn info(State(state): State<AppState>) -> ApiResult<Json<SystemInfo>> {
+    let loaded = state.config();
+    let config = &loaded.config;
     let containers = state.engine.list().await?;
     let count =
         |s: berth_engine::Status| containers.iter().filter(|c| c.state.status == s).count() as i64;
@@ -82,7 +84,23 @@ async fn info(State(state): State<AppState>) -> ApiResult<Json<SystemInfo>> {
         containers_stopped: Some(containers.len() as i64 - count(berth_engine::Status::Running)),
         images: Some(images),
         driver: Some("overlay2".into()),
-        docker_root_dir: Some(state.engine.root().display().to_string()),
+        docker_root_dir: Some(config.data_root.display().to_string()),
+        debug: Some(config.debug),
+        labels: Some(config.labels.clone()),
+        experimental_build: Some(config.experimental),
+        cgroup_version: Some(bollard_stubs::models::SystemInfoCgroupVersionEnum::_1),
+        registry_config: Some(registry_config(&loaded)),
+        security_options: Some(security_options(config)),
+        default_address_pools: Some(
+            config
+                .default_address_pools
+                .iter()
+                .map(|p| bollard_stubs::models::SystemInfoDefaultAddressPools {
+                    base: Some(p.base.clone()),
+                    size: Some(p.size as i64),
+                })
+                .collect(),
+        ),
         logging_driver: Some("json-file".into()),
         cgroup_driver: Some(bollard_stubs::models::SystemInfoCgroupDriverEnum::CGROUPFS),
         kernel_version: Some(kernel_version()),
@@ -95,6 +113,62 @@ async fn info(State(state): State<AppState>) -> ApiResult<Json<SystemInfo>> {
         live_restore_enabled: Some(true),
         ..Default::default()
     }))
+}
+
+/// Where images come from: the mirrors and the registries reached over plain HTTP.
+fn registry_config(loaded: &berth_config::Loaded) -> bollard_stubs::models::RegistryServiceConfig {
+    let (cidrs, hosts): (Vec<String>, Vec<String>) = loaded
+        .checked
+        .insecure
+        .iter()
+        .cloned()
+        .partition(|entry| entry.contains('/'));
+    let mut index_configs: std::collections::HashMap<String, bollard_stubs::models::IndexInfo> =
+        hosts
+            .into_iter()
+            .map(|h| {
+                let info = bollard_stubs::models::IndexInfo {
+                    name: Some(h.clone()),
+                    secure: Some(false),
+                    official: Some(false),
+                    mirrors: Some(Vec::new()),
+                };
+                (h, info)
+            })
+            .collect();
+    index_configs.insert(
+        "docker.io".into(),
+        bollard_stubs::models::IndexInfo {
+            name: Some("docker.io".into()),
+            secure: Some(true),
+            official: Some(true),
+            mirrors: Some(loaded.checked.mirrors.clone()),
+        },
+    );
+    let mut loopback = vec!["127.0.0.0/8".to_string()];
+    loopback.extend(cidrs);
+    bollard_stubs::models::RegistryServiceConfig {
+        insecure_registry_cidrs: Some(loopback),
+        index_configs: Some(index_configs),
+        mirrors: Some(loaded.checked.mirrors.clone()),
+    }
+}
+
+/// Docker's `name=…` security options, for containers that do not choose.
+fn security_options(c: &berth_config::DaemonConfig) -> Vec<String> {
+    let profile = match c.seccomp_profile.as_deref() {
+        None | Some("" | "builtin" | "default") => "builtin",
+        Some("unconfined") => "unconfined",
+        Some(_) => "custom",
+    };
+    let mut out = vec![format!("name=seccomp,profile={profile}")];
+    if c.no_new_privileges {
+        out.push("name=no-new-privileges".into());
+    }
+    if c.default_cgroupns_mode == "private" {
+        out.push("name=cgroupns".into());
+    }
+    out
 }
 
 #[derive(Deserialize, Default)]

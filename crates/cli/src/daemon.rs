@@ -1,36 +1,58 @@
-//! `berth daemon`: the daemon's flags and the call that runs it (berth-api serves the
-//! Docker Engine API over the engine). It runs on a multi-threaded runtime of its own; the
-//! shim it starts for each container is the small `berth-shim` program beside this one.
+//! `berth daemon`: dockerd's flags (and berth's own few), merged with the configuration file
+//! by berth-config, then the call that serves the API (berth-api) over the engine. It runs on
+//! a multi-threaded runtime of its own; the shim it starts for each container is the small
+//! `berth-shim` program beside this one.
+//!
+//! The daemon's flags are parsed by a parser of their own (`DaemonArgs::parse_from`), not as a
+//! subcommand of the client: `-H` names the addresses the daemon listens on, as dockerd's
+//! does, where the client's `-H` names the daemon to talk to.
 
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context, Result};
-use clap::Args;
+use berth_config::Flags;
+use clap::Parser;
+use serde_json::{json, Value};
 
-#[derive(Args, Debug)]
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "berth daemon",
+    about = "Run the berth daemon (the Docker Engine API on a unix socket)",
+    after_help = "Every setting can be given in the configuration file instead, under the flag's name \
+                  (lists under the plural: dns-opts, hosts, insecure-registries, registry-mirrors, \
+                  default-address-pools, default-ulimits, runtimes, log-opts, labels, exec-opts): \
+                  see docs/configuration.md. A setting in both is an error."
+)]
 pub struct DaemonArgs {
-    /// Where berth keeps its state (images, containers, volumes)
-    #[arg(long, default_value = "/var/lib/berth")]
-    pub root: PathBuf,
-    /// Where berth keeps its runtime state
-    #[arg(long, default_value = "/run/berth")]
-    pub run_root: PathBuf,
-    /// The unix socket the Docker Engine API is served on
-    #[arg(long, default_value = "/run/berth/berth.sock")]
-    pub socket: PathBuf,
-    /// Log debug messages
-    #[arg(long)]
-    pub debug: bool,
+    /// The daemon's configuration file
+    #[arg(long, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
     /// The shim program started for each container [default: berth-shim beside berth]
     #[arg(long)]
     pub shim: Option<PathBuf>,
-    /// Also serve the API on tcp://ADDR:PORT (needs --tlscacert, --tlscert and --tlskey;
-    /// `-H` stays the client's flag naming the daemon to talk to)
+
+    // Storage and sockets.
+    /// Where berth keeps its state (images, containers, volumes) [default: /var/lib/berth]
+    #[arg(long, alias = "root", value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
+    /// Where berth keeps its runtime state [default: /run/berth]
+    #[arg(long, alias = "run-root", value_name = "DIR")]
+    pub exec_root: Option<PathBuf>,
+    /// Where to serve the API: unix:///path or tcp://ADDR:PORT (repeatable) [default: unix:///run/berth/berth.sock]
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Serve the API on this unix socket (berth's shorthand for -H unix://PATH)
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Also serve the API on tcp://ADDR:PORT (berth's shorthand for -H tcp://ADDR:PORT)
     #[arg(long, value_name = "tcp://ADDR:PORT")]
     pub tcp: Option<String>,
-    /// Verify clients' certificates (always on: berth serves TCP only to verified clients)
-    #[arg(long)]
-    pub tlsverify: bool,
+    /// Use TLS (implied by --tlsverify)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub tls: Option<bool>,
+    /// Verify clients' certificates (berth serves TCP only to verified clients)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub tlsverify: Option<bool>,
     /// The CA that signs the clients' certificates
     #[arg(long, value_name = "PEM")]
     pub tlscacert: Option<PathBuf>,
@@ -40,57 +62,286 @@ pub struct DaemonArgs {
     /// The daemon's TLS key
     #[arg(long, value_name = "PEM")]
     pub tlskey: Option<PathBuf>,
+    /// The group owning the unix sockets [default: berth]
+    #[arg(short = 'G', long)]
+    pub group: Option<String>,
+    /// Where to write the daemon's pid [default: EXEC_ROOT/berth.pid]
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+    /// Log debug messages
+    #[arg(short = 'D', long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub debug: Option<bool>,
+    /// The log level: debug, info, warn, error, fatal [default: info]
+    #[arg(short = 'l', long)]
+    pub log_level: Option<String>,
+    /// A label for the daemon, key=value (repeatable)
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// The storage driver (overlay2 only)
+    #[arg(short = 's', long)]
+    pub storage_driver: Option<String>,
+    /// Runtime execution options (native.cgroupdriver=cgroupfs)
+    #[arg(long = "exec-opt")]
+    pub exec_opts: Vec<String>,
+    /// Accepted for dockerd's sake; berth has no experimental features
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub experimental: Option<bool>,
+    /// Keep containers running while the daemon is down (always on in berth)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub live_restore: Option<bool>,
+    /// Seconds containers get to stop when the daemon stops them [default: 15]
+    #[arg(long)]
+    pub shutdown_timeout: Option<u32>,
+
+    // Networking.
+    /// Let containers on the default bridge talk to each other [default: true]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub icc: Option<bool>,
+    /// The default bridge's address and prefix, as 192.168.1.5/24
+    #[arg(long)]
+    pub bip: Option<String>,
+    /// The default bridge's range for containers' addresses
+    #[arg(long)]
+    pub fixed_cidr: Option<String>,
+    /// A pool for user-defined networks' subnets: base=10.10.0.0/16,size=24 (repeatable)
+    #[arg(long = "default-address-pool", value_name = "base=CIDR,size=N")]
+    pub default_address_pools: Vec<String>,
+    /// The default bridge's MTU
+    #[arg(long)]
+    pub mtu: Option<u32>,
+    /// Turn on IPv4 forwarding [default: true]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub ip_forward: Option<bool>,
+    /// Masquerade the default bridge's outbound traffic [default: true]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub ip_masq: Option<bool>,
+    /// Program the firewall (published ports, masquerade, isolation) [default: true]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub iptables: Option<bool>,
+    /// Program the IPv6 firewall [default: false]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub ip6tables: Option<bool>,
+    /// Give the default bridge an IPv6 subnet (with --fixed-cidr-v6)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub ipv6: Option<bool>,
+    /// The default bridge's IPv6 subnet
+    #[arg(long)]
+    pub fixed_cidr_v6: Option<String>,
+    /// A nameserver for containers that name none (repeatable)
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// A search domain for containers that name none (repeatable)
+    #[arg(long)]
+    pub dns_search: Vec<String>,
+    /// A resolver option for containers that name none (repeatable)
+    #[arg(long = "dns-opt")]
+    pub dns_opts: Vec<String>,
+    /// An existing bridge to use as the default bridge, or none
+    #[arg(short = 'b', long)]
+    pub bridge: Option<String>,
+    /// Accepted for dockerd's sake: berth publishes ports with NAT rules only
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub userland_proxy: Option<bool>,
+
+    // Registries.
+    /// A registry (host:port or CIDR) reached over plain HTTP (repeatable)
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// A mirror tried first for docker.io pulls (repeatable)
+    #[arg(long = "registry-mirror")]
+    pub registry_mirrors: Vec<String>,
+    /// Layers downloaded at once [default: 3]
+    #[arg(long)]
+    pub max_concurrent_downloads: Option<u32>,
+    /// Layers uploaded at once [default: 5]
+    #[arg(long)]
+    pub max_concurrent_uploads: Option<u32>,
+
+    // Containers.
+    /// A default ulimit, name=soft[:hard] (repeatable)
+    #[arg(long = "default-ulimit")]
+    pub default_ulimits: Vec<String>,
+    /// The default size of /dev/shm [default: 64M]
+    #[arg(long)]
+    pub default_shm_size: Option<String>,
+    /// The default cgroup namespace mode: host or private [default: host]
+    #[arg(long)]
+    pub default_cgroupns_mode: Option<String>,
+    /// The default seccomp profile (a JSON file, or unconfined)
+    #[arg(long)]
+    pub seccomp_profile: Option<String>,
+    /// Set no-new-privileges on containers by default
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub no_new_privileges: Option<bool>,
+    /// Run an init inside containers by default
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub init: Option<bool>,
+    /// The init program
+    #[arg(long)]
+    pub init_path: Option<String>,
+    /// Map containers' root to a subordinate range: default, USER[:GROUP] or UID:GID
+    #[arg(long)]
+    pub userns_remap: Option<String>,
 }
 
-/// `--tcp tcp://…` with its TLS files, or none of them.
-fn tcp_options(a: &DaemonArgs) -> Result<Option<berth_api::TcpOptions>> {
-    let Some(host) = &a.tcp else {
-        if a.tlscacert.is_some() || a.tlscert.is_some() || a.tlskey.is_some() {
+/// The keys the flags set, under their daemon.json names and in its shapes.
+pub fn flags(a: &DaemonArgs) -> Result<Flags> {
+    let mut f = Flags::new();
+    let mut put = |key: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            f.insert(key.to_string(), v);
+        }
+    };
+    let list = |v: &[String]| (!v.is_empty()).then(|| json!(v));
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| json!(p));
+    put("data-root", path(&a.data_root));
+    put("exec-root", path(&a.exec_root));
+    put("hosts", hosts(a)?);
+    put("tls", a.tls.map(Value::from));
+    put("tlsverify", a.tlsverify.map(Value::from));
+    put("tlscacert", path(&a.tlscacert));
+    put("tlscert", path(&a.tlscert));
+    put("tlskey", path(&a.tlskey));
+    put("group", a.group.clone().map(Value::from));
+    put("pidfile", path(&a.pidfile));
+    put("debug", a.debug.map(Value::from));
+    put("log-level", a.log_level.clone().map(Value::from));
+    put("labels", list(&a.labels));
+    put("storage-driver", a.storage_driver.clone().map(Value::from));
+    put("exec-opts", list(&a.exec_opts));
+    put("experimental", a.experimental.map(Value::from));
+    put("live-restore", a.live_restore.map(Value::from));
+    put("shutdown-timeout", a.shutdown_timeout.map(Value::from));
+    put("icc", a.icc.map(Value::from));
+    put("bip", a.bip.clone().map(Value::from));
+    put("fixed-cidr", a.fixed_cidr.clone().map(Value::from));
+    put("default-address-pools", pools(&a.default_address_pools)?);
+    put("mtu", a.mtu.map(Value::from));
+    put("ip-forward", a.ip_forward.map(Value::from));
+    put("ip-masq", a.ip_masq.map(Value::from));
+    put("iptables", a.iptables.map(Value::from));
+    put("ip6tables", a.ip6tables.map(Value::from));
+    put("ipv6", a.ipv6.map(Value::from));
+    put("fixed-cidr-v6", a.fixed_cidr_v6.clone().map(Value::from));
+    put("dns", list(&a.dns));
+    put("dns-search", list(&a.dns_search));
+    put("dns-opts", list(&a.dns_opts));
+    put("bridge", a.bridge.clone().map(Value::from));
+    put("userland-proxy", a.userland_proxy.map(Value::from));
+    put("insecure-registries", list(&a.insecure_registries));
+    put("registry-mirrors", list(&a.registry_mirrors));
+    put(
+        "max-concurrent-downloads",
+        a.max_concurrent_downloads.map(Value::from),
+    );
+    put(
+        "max-concurrent-uploads",
+        a.max_concurrent_uploads.map(Value::from),
+    );
+    put("default-ulimits", ulimits(&a.default_ulimits)?);
+    put(
+        "default-shm-size",
+        a.default_shm_size.clone().map(Value::from),
+    );
+    put(
+        "default-cgroupns-mode",
+        a.default_cgroupns_mode.clone().map(Value::from),
+    );
+    put(
+        "seccomp-profile",
+        a.seccomp_profile.clone().map(Value::from),
+    );
+    put("no-new-privileges", a.no_new_privileges.map(Value::from));
+    put("init", a.init.map(Value::from));
+    put("init-path", a.init_path.clone().map(Value::from));
+    put("userns-remap", a.userns_remap.clone().map(Value::from));
+    Ok(f)
+}
+
+/// `-H`, `--socket` and `--tcp` together make `hosts`.
+fn hosts(a: &DaemonArgs) -> Result<Option<Value>> {
+    let mut hosts = a.hosts.clone();
+    if let Some(s) = &a.socket {
+        hosts.push(format!("unix://{}", s.display()));
+    }
+    if let Some(t) = &a.tcp {
+        if !t.starts_with("tcp://") {
             return Err(anyhow!(
-                "--tlscacert, --tlscert and --tlskey go with --tcp tcp://ADDR:PORT"
+                "invalid --tcp {t:?}: give tcp://ADDR:PORT, as tcp://127.0.0.1:2376"
             ));
         }
+        hosts.push(t.clone());
+    }
+    Ok((!hosts.is_empty()).then(|| json!(hosts)))
+}
+
+/// `--default-address-pool base=10.10.0.0/16,size=24`, as dockerd writes it.
+fn pools(flags: &[String]) -> Result<Option<Value>> {
+    if flags.is_empty() {
         return Ok(None);
-    };
-    let addr = host
-        .strip_prefix("tcp://")
-        .unwrap_or(host)
-        .parse()
-        .map_err(|_| {
-            anyhow!("invalid --tcp {host:?}: give tcp://ADDR:PORT, as tcp://127.0.0.1:2376")
-        })?;
-    let (Some(ca), Some(cert), Some(key)) = (&a.tlscacert, &a.tlscert, &a.tlskey) else {
-        return Err(anyhow!(
-            "--tcp {host} needs --tlscacert, --tlscert and --tlskey: berth serves the API over TCP only to clients with a certificate"
-        ));
-    };
-    Ok(Some(berth_api::TcpOptions {
-        addr,
-        ca: ca.clone(),
-        cert: cert.clone(),
-        key: key.clone(),
-    }))
+    }
+    let mut out = Vec::new();
+    for flag in flags {
+        let bad = || {
+            anyhow!("invalid --default-address-pool {flag:?}: give base=CIDR,size=N, as base=10.10.0.0/16,size=24")
+        };
+        let (mut base, mut size) = (None, None);
+        for part in flag.split(',') {
+            match part.split_once('=') {
+                Some(("base", b)) => base = Some(b.to_string()),
+                Some(("size", s)) => size = Some(s.parse::<u8>().map_err(|_| bad())?),
+                _ => return Err(bad()),
+            }
+        }
+        let (Some(base), Some(size)) = (base, size) else {
+            return Err(bad());
+        };
+        out.push(json!({"base": base, "size": size}));
+    }
+    Ok(Some(Value::Array(out)))
+}
+
+/// `--default-ulimit nofile=1024:2048`, into daemon.json's `{"nofile": {"Name", "Soft", "Hard"}}`.
+fn ulimits(flags: &[String]) -> Result<Option<Value>> {
+    if flags.is_empty() {
+        return Ok(None);
+    }
+    let mut out = serde_json::Map::new();
+    for flag in flags {
+        let bad = || {
+            anyhow!("invalid --default-ulimit {flag:?}: give name=soft[:hard], as nofile=1024:2048")
+        };
+        let (name, limits) = flag.split_once('=').ok_or_else(bad)?;
+        let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+        let soft: i64 = soft.parse().map_err(|_| bad())?;
+        let hard: i64 = hard.parse().map_err(|_| bad())?;
+        out.insert(
+            name.to_string(),
+            json!({"Name": name, "Soft": soft, "Hard": hard}),
+        );
+    }
+    Ok(Some(Value::Object(out)))
 }
 
 /// Runs the daemon until it is stopped (SIGTERM or SIGINT); containers keep running.
 pub fn run(args: DaemonArgs) -> Result<()> {
-    let filter = if args.debug { "debug" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
-    let tcp = tcp_options(&args)?;
+    let flags = flags(&args)?;
+    let (file, required) = match &args.config_file {
+        Some(f) => (f.clone(), true),
+        None => (PathBuf::from(berth_config::DEFAULT_PATH), false),
+    };
+    let loaded = berth_config::load(&flags, &file, required).map_err(|e| anyhow!(e))?;
+    let logging = berth_api::Logging::init(&loaded.checked.log_filter);
     let shim = match args.shim {
         Some(s) => s,
         None => beside_me("berth-shim")?,
     };
     let options = berth_api::Options {
-        root: args.root,
-        run_root: args.run_root,
-        socket: args.socket,
+        loaded,
+        flags,
+        required,
         shim,
-        tcp,
+        logging,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -111,4 +362,71 @@ fn beside_me(name: &str) -> Result<PathBuf> {
         ));
     }
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Flags {
+        let args =
+            DaemonArgs::try_parse_from(std::iter::once("berth daemon").chain(args.iter().copied()))
+                .expect("flags parse");
+        flags(&args).expect("flags map")
+    }
+
+    #[test]
+    fn flags_become_daemon_json_keys_only_when_given() {
+        let f = parse(&[
+            "--icc=false",
+            "--debug",
+            "--dns",
+            "10.0.0.2",
+            "--dns",
+            "10.0.0.3",
+            "--default-address-pool",
+            "base=10.10.0.0/16,size=24",
+            "--default-ulimit",
+            "nofile=1024:2048",
+            "--root",
+            "/tmp/r",
+            "--socket",
+            "/tmp/s.sock",
+            "-H",
+            "tcp://127.0.0.1:2376",
+        ]);
+        assert_eq!(f["icc"], json!(false));
+        assert_eq!(f["debug"], json!(true));
+        assert_eq!(f["dns"], json!(["10.0.0.2", "10.0.0.3"]));
+        assert_eq!(
+            f["default-address-pools"],
+            json!([{"base": "10.10.0.0/16", "size": 24}])
+        );
+        assert_eq!(
+            f["default-ulimits"],
+            json!({"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 2048}})
+        );
+        assert_eq!(f["data-root"], json!("/tmp/r"));
+        assert_eq!(
+            f["hosts"],
+            json!(["tcp://127.0.0.1:2376", "unix:///tmp/s.sock"])
+        );
+        assert!(!f.contains_key("ip-masq"));
+        assert!(!f.contains_key("mtu"));
+    }
+
+    #[test]
+    fn malformed_flags_get_one_line_that_shows_the_form() {
+        let args =
+            DaemonArgs::try_parse_from(["berth daemon", "--default-address-pool", "10.0.0.0/8"])
+                .unwrap();
+        let err = flags(&args).unwrap_err().to_string();
+        assert!(err.contains("give base=CIDR,size=N"), "{err}");
+        let args =
+            DaemonArgs::try_parse_from(["berth daemon", "--default-ulimit", "nofile"]).unwrap();
+        assert!(flags(&args)
+            .unwrap_err()
+            .to_string()
+            .contains("name=soft[:hard]"));
+    }
 }

@@ -141,18 +141,28 @@ pub(crate) enum Cmd {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Run the berth daemon (the Docker Engine API on a unix socket)
-    Daemon(daemon::DaemonArgs),
+    /// Run the berth daemon (the Docker Engine API on a unix socket; `berth daemon --help`
+    /// lists its flags)
+    #[command(disable_help_flag = true)]
+    Daemon {
+        /// The daemon's flags, parsed by its own parser (see daemon.rs)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() {
     default_sigpipe();
+    // The daemon has flags of its own (its -H is where it listens), parsed before the
+    // client's, whose global -H would take them.
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).is_some_and(|a| a == "daemon") {
+        run_daemon(&argv[2..]);
+        return;
+    }
     let cli = Cli::parse();
-    // The daemon runs on a multi-threaded runtime of its own.
-    if let Cmd::Daemon(args) = cli.cmd {
-        if let Err(e) = daemon::run(args) {
-            std::process::exit(report(&e, false));
-        }
+    if let Cmd::Daemon { args } = &cli.cmd {
+        run_daemon(args);
         return;
     }
     let is_run = matches!(
@@ -187,6 +197,16 @@ fn default_sigpipe() {
 }
 
 /// Prints an error as one line and chooses the exit status (125 for run's own failures).
+/// Parses the daemon's flags and runs it, on a multi-threaded runtime of its own.
+fn run_daemon(args: &[String]) {
+    let args = daemon::DaemonArgs::parse_from(
+        std::iter::once("berth daemon").chain(args.iter().map(String::as_str)),
+    );
+    if let Err(e) = daemon::run(args) {
+        std::process::exit(report(&e, false));
+    }
+}
+
 fn report(e: &anyhow::Error, is_run: bool) -> i32 {
     if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
         return *code;
@@ -263,7 +283,7 @@ async fn run_cmd(c: &Client, cmd: Cmd) -> Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
             Ok(())
         }
-        Cmd::Daemon(_) => Err(anyhow::anyhow!(
+        Cmd::Daemon { .. } => Err(anyhow::anyhow!(
             "the daemon is started before the client's runtime: this is a bug in berth"
         )),
         Cmd::Container(_) | Cmd::Image(_) => Err(anyhow::anyhow!(

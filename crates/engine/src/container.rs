@@ -57,8 +57,15 @@ pub struct Config {
     pub publish_all: bool,
     /// Networks joined after create (`network connect`), besides `network`.
     pub extra_networks: Vec<Joined>,
-    /// `--init`: a minimal init runs as PID 1, reaping and forwarding signals.
-    pub init: bool,
+    /// `--init`: a minimal init runs as PID 1, reaping and forwarding signals (the daemon's
+    /// `init` when unsaid).
+    pub init: Option<bool>,
+    /// `--cgroupns` (the daemon's `default-cgroupns-mode` when unsaid).
+    pub cgroupns: Option<crate::defaults::CgroupnsMode>,
+    /// `--dns`, `--dns-search`, `--dns-option` (the daemon's when empty).
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
     /// `-t`: the process gets a terminal.
     pub tty: bool,
     /// `-i`: stdin stays open for attached clients.
@@ -125,6 +132,19 @@ impl RestartPolicy {
 }
 
 impl Config {
+    /// `--dns` as addresses; a name that is not one is refused at create.
+    pub fn nameservers(&self) -> Result<Vec<std::net::IpAddr>> {
+        self.dns
+            .iter()
+            .map(|d| {
+                d.parse().map_err(|_| {
+                    Error::Invalid(format!(
+                        "--dns {d:?} is not an IP address: give one, as 10.0.0.2"
+                    ))
+                })
+            })
+            .collect()
+    }
     /// The process: entrypoint then cmd, as Docker joins them.
     pub fn args(&self) -> Result<Vec<String>> {
         let args: Vec<String> = self
@@ -285,7 +305,7 @@ pub fn spec_for(
         process.set_cwd(PathBuf::from(dir));
     }
     spec.set_process(Some(process));
-    if c.config.init {
+    if c.config.init == Some(true) {
         let annotation = berth_runtime::reaper::INIT_ANNOTATION.to_string();
         spec.set_annotations(Some([(annotation, "true".to_string())].into()));
     }
@@ -309,6 +329,14 @@ pub fn spec_for(
                 .path(path.to_path_buf())
                 .build()
                 .map_err(|e| Error::Invalid(format!("network namespace: {e}")))?,
+        );
+    }
+    if c.config.cgroupns == Some(crate::defaults::CgroupnsMode::Private) {
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Cgroup)
+                .build()
+                .map_err(|e| Error::Invalid(format!("cgroup namespace: {e}")))?,
         );
     }
     linux.set_namespaces(Some(namespaces));

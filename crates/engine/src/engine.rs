@@ -39,6 +39,13 @@ pub struct Settings {
     pub run_root: PathBuf,
     pub shim: PathBuf,
     pub network: berth_network::Settings,
+    /// The default bridge as the daemon is configured to make it (`bip`, `icc`, `mtu`, …);
+    /// None for no default bridge (`bridge: none`).
+    pub default_bridge: Option<NetworkSpec>,
+    /// What containers get when they do not say (`dns`, `default-ulimits`, …).
+    pub defaults: crate::defaults::Defaults,
+    /// The image service's registry options and transfer limits.
+    pub images: berth_image::Options,
 }
 
 impl Settings {
@@ -48,9 +55,33 @@ impl Settings {
             run_root: run_root.to_path_buf(),
             shim: shim.to_path_buf(),
             network: berth_network::Settings::new(&root.join("network"), &run_root.join("network")),
+            default_bridge: Some(default_bridge_spec()),
+            defaults: Default::default(),
+            images: image_options(root),
         }
     }
 }
+
+/// Docker's default bridge, as dockerd makes it when nothing is configured.
+pub fn default_bridge_spec() -> NetworkSpec {
+    NetworkSpec {
+        name: berth_network::mode::DEFAULT_NETWORK.into(),
+        options: [(DEFAULT_BRIDGE_OPTION.to_string(), "true".to_string())].into(),
+        ..Default::default()
+    }
+}
+
+/// The image service under the state root, with the daemon's own credentials (from `login`),
+/// never the invoking user's.
+fn image_options(root: &Path) -> berth_image::Options {
+    let mut options = berth_image::Options::new(root.join("image"));
+    options.registry.credentials = root.join("image").join("credentials.json");
+    options
+}
+
+/// The label that keeps the configuration the default bridge was made with, so a daemon
+/// started with another one can tell.
+const DEFAULT_BRIDGE_CONFIG_LABEL: &str = "run.berth.default-bridge.config";
 
 pub struct Engine {
     settings: Settings,
@@ -106,6 +137,39 @@ const DEFAULT_STOP_TIMEOUT: u32 = 10;
 /// Docker's default bridge: made at first open, as dockerd does.
 const DEFAULT_BRIDGE_OPTION: &str = "com.docker.network.bridge.default_bridge";
 
+/// Makes the default bridge as configured: made when missing, made again when the daemon's
+/// configuration of it changed and no container is on it, removed for `bridge: none`. A
+/// bridge in use keeps its old configuration until its containers are gone (as dockerd, the
+/// new one applies at a restart without them).
+async fn settle_default_bridge(net: &Manager, wanted: Option<&NetworkSpec>) -> Result<()> {
+    let name = berth_network::mode::DEFAULT_NETWORK;
+    let wanted = wanted.map(|spec| {
+        let mut spec = spec.clone();
+        let fingerprint = format!("{:?}|{:?}|{}", spec.subnets, spec.options, spec.ipv6);
+        spec.labels
+            .insert(DEFAULT_BRIDGE_CONFIG_LABEL.to_string(), fingerprint);
+        spec
+    });
+    if let Ok(existing) = net.network(name) {
+        let same = wanted.as_ref().map(|w| &w.labels) == Some(&existing.labels);
+        if same {
+            return Ok(());
+        }
+        if !net.endpoints_on(&existing.id)?.is_empty() {
+            tracing::warn!(
+                "the default bridge's configuration changed, but containers are on it: it keeps \
+                 its old one until they are removed and the daemon restarts"
+            );
+            return Ok(());
+        }
+        net.remove_network(&existing.id).await?;
+    }
+    if let Some(spec) = wanted {
+        net.create_network(&spec).await?;
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Opens the store and the network manager (which settles its own leftovers), makes the
     /// default bridge if it is missing, and refreshes every container.
@@ -116,19 +180,9 @@ impl Engine {
         }
         let store = Arc::new(Mutex::new(Store::open(&settings.root.join("engine.db"))?));
         let net = Manager::open_with(settings.network.clone()).await?;
-        let mut image_options = berth_image::Options::new(settings.root.join("image"));
-        // The daemon's own credentials (from `login`), never the invoking user's.
-        image_options.registry.credentials = settings.root.join("image").join("credentials.json");
-        let images = ImageService::open(image_options)?;
+        let images = ImageService::open(settings.images.clone())?;
         images.set_usage_check(Arc::new(ImageUsers(store.clone())));
-        if net.network(berth_network::mode::DEFAULT_NETWORK).is_err() {
-            net.create_network(&NetworkSpec {
-                name: berth_network::mode::DEFAULT_NETWORK.into(),
-                options: [(DEFAULT_BRIDGE_OPTION.to_string(), "true".to_string())].into(),
-                ..Default::default()
-            })
-            .await?;
-        }
+        settle_default_bridge(&net, settings.default_bridge.as_ref()).await?;
         let engine = Engine {
             settings,
             store,
@@ -237,6 +291,13 @@ impl Engine {
             }
             None => format!("berth_{}", &id[..12]),
         };
+        self.settings.defaults.fill(&mut config);
+        if config.network.is_empty() || config.network == "default" {
+            // With no default bridge (`bridge: none`), "default" means no network.
+            if self.settings.default_bridge.is_none() {
+                config.network = "none".into();
+            }
+        }
         if !config.image.is_empty() {
             self.apply_image(&mut config)?;
         } else if !config.rootfs.is_dir() {
@@ -246,6 +307,7 @@ impl Engine {
             )));
         }
         config.args()?;
+        config.nameservers()?;
         match parse_mode(&config.network)? {
             Mode::Networks(names) => {
                 for n in names {
@@ -500,6 +562,9 @@ impl Engine {
                     &c.id,
                     &EtcSpec {
                         hostname: c.hostname(),
+                        dns: c.config.nameservers()?,
+                        dns_search: c.config.dns_search.clone(),
+                        dns_options: c.config.dns_options.clone(),
                         ..Default::default()
                     },
                 )?;

@@ -5,6 +5,7 @@
 
 pub mod attach;
 pub mod container;
+pub mod defaults;
 pub mod engine;
 pub mod error;
 pub mod events;

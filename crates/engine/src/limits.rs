@@ -71,7 +71,7 @@ pub struct Security {
     pub cap_drop: Vec<String>,
     pub read_only: bool,
     /// `--security-opt no-new-privileges`: setuid programs gain nothing.
-    pub no_new_privileges: bool,
+    pub no_new_privileges: Option<bool>,
     pub seccomp: Seccomp,
     pub devices: Vec<Device>,
 }
@@ -187,7 +187,7 @@ pub fn apply(spec: &mut Spec, s: &Security, r: &Resources, rootfs: &Path) -> Res
     let caps = capabilities(s)?;
     process.set_capabilities(Some(berth_runtime::spec::capability_sets(caps.clone())));
     // Docker lets setuid programs work unless asked not to (runc's example spec does not).
-    process.set_no_new_privileges(Some(s.no_new_privileges));
+    process.set_no_new_privileges(Some(s.no_new_privileges.unwrap_or(false)));
     process.set_rlimits(Some(rlimits(
         process.rlimits().clone().unwrap_or_default(),
         r,

@@ -32,4 +32,4 @@ pub use commit::NewImage;
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use reference::Reference;
-pub use service::{ImageService, Options, PullOptions, Removed, UsageCheck};
+pub use service::{ImageService, Options, PullOptions, Removed, Transfers, UsageCheck};

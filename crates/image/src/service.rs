@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use futures::{StreamExt, TryStreamExt};
@@ -36,8 +37,12 @@ pub struct Options {
     pub root: PathBuf,
     pub registry: RegistryOptions,
     pub limits: Limits,
-    /// Layers transferred at once.
+    /// Layers downloaded at once.
     pub parallel: usize,
+    /// Layers uploaded at once.
+    pub uploads: usize,
+    /// Mirrors of Docker Hub (base URLs), tried in order before it for docker.io pulls.
+    pub mirrors: Vec<String>,
 }
 
 impl Options {
@@ -47,8 +52,19 @@ impl Options {
             registry: RegistryOptions::default(),
             limits: Limits::default(),
             parallel: 4,
+            uploads: 5,
+            mirrors: Vec::new(),
         }
     }
+}
+
+/// The daemon's registry settings that a reload may change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transfers {
+    pub mirrors: Vec<String>,
+    pub insecure: Vec<String>,
+    pub downloads: usize,
+    pub uploads: usize,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -89,7 +105,9 @@ pub struct ImageService {
     db: Mutex<ImageDb>,
     registry: RegistryClient,
     pub(crate) limits: Limits,
-    parallel: usize,
+    parallel: AtomicUsize,
+    uploads: AtomicUsize,
+    mirrors: RwLock<Vec<String>>,
     usage: RwLock<Option<Arc<dyn UsageCheck>>>,
 }
 
@@ -97,16 +115,40 @@ impl ImageService {
     pub fn open(opts: Options) -> Result<ImageService> {
         std::fs::create_dir_all(&opts.root)
             .map_err(Error::io(format!("create {}", opts.root.display())))?;
-        Ok(ImageService {
+        let transfers = Transfers {
+            mirrors: opts.mirrors.clone(),
+            insecure: opts.registry.insecure.clone(),
+            downloads: opts.parallel,
+            uploads: opts.uploads,
+        };
+        let service = ImageService {
             store: ContentStore::open(&opts.root)?,
             snapshots: Snapshots::open(&opts.root)?,
             db: Mutex::new(ImageDb::open(&opts.root.join("images.db"))?),
             registry: RegistryClient::new(opts.registry)?,
             limits: opts.limits,
-            parallel: opts.parallel.max(1),
+            parallel: AtomicUsize::new(1),
+            uploads: AtomicUsize::new(1),
+            mirrors: RwLock::new(Vec::new()),
             usage: RwLock::new(None),
             root: opts.root,
-        })
+        };
+        service.set_transfers(&transfers);
+        Ok(service)
+    }
+
+    /// Applies the daemon's registry settings (at start and on reload): mirrors, insecure
+    /// registries, and how many layers move at once.
+    pub fn set_transfers(&self, t: &Transfers) {
+        for m in &t.mirrors {
+            if let Some(host) = m.strip_prefix("http://") {
+                self.registry.set_scheme(host, "http");
+            }
+        }
+        *self.mirrors.write().unwrap_or_else(|p| p.into_inner()) = t.mirrors.clone();
+        self.registry.set_insecure(t.insecure.clone());
+        self.parallel.store(t.downloads.max(1), Ordering::Relaxed);
+        self.uploads.store(t.uploads.max(1), Ordering::Relaxed);
     }
 
     /// Installs the engine's answer to "which containers use this image".
@@ -156,18 +198,52 @@ impl ImageService {
     /// Pulls an image and returns it as recorded. Layers download in parallel and each is
     /// unpacked into its snapshot as soon as it is in; the image becomes visible (one
     /// transaction) only once every layer is verified and unpacked.
+    /// Docker Hub images come from the daemon's mirrors first, in order, then from Docker Hub
+    /// when no mirror has them (or none answers).
     pub async fn pull(&self, reference: &str, opts: &PullOptions) -> Result<ImageRecord> {
         let r: Reference = reference.parse()?;
         let _gc = self.gc_shared().await?;
+        let mirrors = if r.registry() == crate::reference::DEFAULT_REGISTRY {
+            self.mirrors
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        } else {
+            Vec::new()
+        };
+        for mirror in &mirrors {
+            let host = mirror.split_once("://").map_or(mirror.as_str(), |(_, h)| h);
+            let repo = Repo {
+                registry: host,
+                host,
+                name: r.repository(),
+            };
+            match self.pull_from(&r, &repo, opts).await {
+                Ok(record) => return Ok(record),
+                Err(e) => {
+                    tracing::info!("mirror {mirror} did not serve {r}: {e}; trying the next source")
+                }
+            }
+        }
         let repo = Repo {
             registry: r.registry(),
             host: r.api_host(),
             name: r.repository(),
         };
-        let (bytes, ct, top) = self.registry.get_manifest(&repo, &r.manifest_ref()).await?;
+        self.pull_from(&r, &repo, opts).await
+    }
+
+    /// Pulls `r` from the registry `repo` names.
+    async fn pull_from(
+        &self,
+        r: &Reference,
+        repo: &Repo<'_>,
+        opts: &PullOptions,
+    ) -> Result<ImageRecord> {
+        let (bytes, ct, top) = self.registry.get_manifest(repo, &r.manifest_ref()).await?;
         let want = opts.platform.clone().unwrap_or_default();
         let (manifest_bytes, media_type, manifest_digest) = self
-            .resolve_index(&repo, bytes, ct, top.clone(), &want)
+            .resolve_index(repo, bytes, ct, top.clone(), &want)
             .await?;
         let Parsed::Image { manifest, .. } = manifest::parse(&manifest_bytes, Some(&media_type))?
         else {
@@ -177,7 +253,7 @@ impl ImageService {
             ));
         };
         let config_digest = manifest::digest_of(manifest.config())?;
-        self.fetch_blob(&repo, manifest.config(), &ProgressSink::default())
+        self.fetch_blob(repo, manifest.config(), &ProgressSink::default())
             .await?;
         let config = Config::parse(&self.store.read(&config_digest)?)?;
         manifest::check_layers_match(&manifest, &config)?;
@@ -193,9 +269,9 @@ impl ImageService {
             .iter()
             .zip(&config.diff_ids)
             .zip(&chains)
-            .map(|((d, diff), chain)| self.pull_layer(&repo, d, diff, chain, &opts.progress));
+            .map(|((d, diff), chain)| self.pull_layer(repo, d, diff, chain, &opts.progress));
         let layers: Vec<Layer> = futures::stream::iter(jobs)
-            .buffered(self.parallel)
+            .buffered(self.parallel.load(Ordering::Relaxed))
             .try_collect()
             .await?;
 
@@ -371,7 +447,7 @@ impl ImageService {
             .chain([(img.id.clone(), self.store.size(&img.id)?)])
             .map(|(d, size)| self.push_blob(&repo, d, size, progress));
         futures::stream::iter(jobs)
-            .buffer_unordered(self.parallel)
+            .buffer_unordered(self.uploads.load(Ordering::Relaxed))
             .try_collect::<Vec<()>>()
             .await?;
         let bytes = self.store.read(&img.manifest_digest)?;

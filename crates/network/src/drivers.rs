@@ -18,6 +18,20 @@ use crate::netns::Netns;
 pub struct Host {
     pub ns: Netns,
     pub nl: Handle,
+    /// Whether berth turns on the host's forwarding (the daemon's `ip-forward`).
+    pub ip_forward: bool,
+    /// Whether berth programs the firewall at all (the daemon's `iptables`).
+    pub firewall: bool,
+}
+
+impl Host {
+    /// Applies nftables commands, unless the daemon was told to leave the firewall alone.
+    pub fn apply_firewall(&self, commands: &str) -> Result<()> {
+        if !self.firewall {
+            return Ok(());
+        }
+        crate::firewall::apply(&self.ns, commands)
+    }
 }
 
 pub fn network_alias(id: &str) -> String {
@@ -105,7 +119,7 @@ async fn create_bridge(host: &Host, net: &Network, b: &BridgeSettings) -> Result
     // Lets 127.0.0.1:port be DNATed to a container on this bridge.
     host.ns
         .write_sysctl(&format!("net.ipv4.conf.{}.route_localnet", b.bridge), "1")?;
-    if !net.internal {
+    if !net.internal && host.ip_forward {
         host.ns.write_sysctl("net.ipv4.ip_forward", "1")?;
         if net.subnets.iter().any(|s| matches!(s.subnet, IpNet::V6(_))) {
             host.ns.write_sysctl("net.ipv6.conf.all.forwarding", "1")?;

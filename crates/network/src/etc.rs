@@ -93,10 +93,12 @@ pub fn hosts(spec: &EtcSpec, addresses: &[IpAddr]) -> String {
 /// The nameservers: the user's, else berth's own server on a served network, else the
 /// host's (without loopback ones). Search domains and options: the user's, else the host's.
 pub fn resolv_conf(spec: &EtcSpec, embedded: Option<IpAddr>, host_resolv: &str) -> String {
-    let servers: Vec<IpAddr> = if !spec.dns.is_empty() {
-        spec.dns.clone()
-    } else if let Some(gw) = embedded {
+    // On a network berth serves names on, its server answers first (and forwards the rest
+    // upstream); elsewhere the container's own nameservers, then the host's.
+    let servers: Vec<IpAddr> = if let Some(gw) = embedded {
         vec![gw]
+    } else if !spec.dns.is_empty() {
+        spec.dns.clone()
     } else {
         let reachable: Vec<IpAddr> = dns::nameservers(host_resolv)
             .into_iter()
@@ -173,7 +175,7 @@ mod tests {
     }
 
     #[test]
-    fn the_users_settings_win() {
+    fn the_users_settings_win_but_berths_server_answers_first_where_it_serves() {
         let s = EtcSpec {
             dns: vec!["192.0.2.53".parse().unwrap()],
             dns_search: vec!["a.example".into()],
@@ -181,8 +183,12 @@ mod tests {
             ..spec()
         };
         assert_eq!(
-            resolv_conf(&s, Some("172.18.0.1".parse().unwrap()), HOST),
+            resolv_conf(&s, None, HOST),
             "nameserver 192.0.2.53\nsearch a.example\noptions ndots:2\n"
+        );
+        assert_eq!(
+            resolv_conf(&s, Some("172.18.0.1".parse().unwrap()), HOST),
+            "nameserver 172.18.0.1\nsearch a.example\noptions ndots:2\n"
         );
     }
 

@@ -61,10 +61,24 @@ pub fn check_free(subnet: &IpNet, in_use: &[IpNet]) -> Result<()> {
     }
 }
 
-/// The first default pool that overlaps none of the subnets in use.
-pub fn pick_subnet(in_use: &[IpNet]) -> Result<IpNet> {
-    default_pools()
-        .find(|candidate| check_free(candidate, in_use).is_ok())
+/// A daemon's `default-address-pools` entry: subnets of prefix `size` cut from `base`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressPool {
+    pub base: IpNet,
+    pub size: u8,
+}
+
+/// The first subnet of `pools` (Docker's defaults when there are none) that overlaps none of
+/// the subnets in use.
+pub fn pick_subnet(pools: &[AddressPool], in_use: &[IpNet]) -> Result<IpNet> {
+    let free = |candidate: &IpNet| check_free(candidate, in_use).is_ok();
+    if pools.is_empty() {
+        return default_pools().find(free).ok_or(Error::NoPoolLeft);
+    }
+    pools
+        .iter()
+        .flat_map(|p| p.base.subnets(p.size).into_iter().flatten())
+        .find(free)
         .ok_or(Error::NoPoolLeft)
 }
 
@@ -210,11 +224,30 @@ mod tests {
 
     #[test]
     fn subnets_are_picked_around_the_ones_in_use() {
-        assert_eq!(pick_subnet(&[]).unwrap(), net("172.18.0.0/16"));
+        assert_eq!(pick_subnet(&[], &[]).unwrap(), net("172.18.0.0/16"));
         let used = [net("172.18.0.0/16"), net("172.19.5.0/24")];
-        assert_eq!(pick_subnet(&used).unwrap(), net("172.20.0.0/16"));
+        assert_eq!(pick_subnet(&[], &used).unwrap(), net("172.20.0.0/16"));
         let everything: Vec<IpNet> = default_pools().collect();
-        assert_eq!(pick_subnet(&everything), Err(Error::NoPoolLeft));
+        assert_eq!(pick_subnet(&[], &everything), Err(Error::NoPoolLeft));
+    }
+
+    #[test]
+    fn configured_pools_replace_dockers_and_are_cut_in_order() {
+        let pools = [
+            AddressPool {
+                base: net("10.10.0.0/23"),
+                size: 24,
+            },
+            AddressPool {
+                base: net("10.20.0.0/16"),
+                size: 26,
+            },
+        ];
+        assert_eq!(pick_subnet(&pools, &[]).unwrap(), net("10.10.0.0/24"));
+        let used = [net("10.10.0.0/24"), net("10.10.1.0/24")];
+        assert_eq!(pick_subnet(&pools, &used).unwrap(), net("10.20.0.0/26"));
+        let full = [net("10.10.0.0/23"), net("10.20.0.0/16")];
+        assert_eq!(pick_subnet(&pools, &full), Err(Error::NoPoolLeft));
     }
 
     #[test]

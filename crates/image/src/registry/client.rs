@@ -23,7 +23,8 @@ use crate::store::BlobWriter;
 /// How to reach registries.
 #[derive(Debug, Clone)]
 pub struct RegistryOptions {
-    /// Registries (host[:port]) that may be reached over plain HTTP, besides loopback ones.
+    /// Registries (host[:port], or CIDRs of their addresses) that may be reached over plain
+    /// HTTP, besides loopback ones.
     pub insecure: Vec<String>,
     /// Docker-format credentials file.
     pub credentials: PathBuf,
@@ -68,6 +69,8 @@ enum Auth {
 pub struct RegistryClient {
     http: reqwest::Client,
     opts: RegistryOptions,
+    /// The daemon's insecure registries, which a reload may change.
+    insecure: std::sync::RwLock<Vec<String>>,
     creds: CredentialStore,
     /// registry → "http" or "https", decided on first contact.
     schemes: Mutex<HashMap<String, &'static str>>,
@@ -108,6 +111,7 @@ impl RegistryClient {
         let creds = CredentialStore::new(opts.credentials.clone());
         Ok(RegistryClient {
             http,
+            insecure: std::sync::RwLock::new(opts.insecure.clone()),
             opts,
             creds,
             schemes: Mutex::default(),
@@ -120,15 +124,36 @@ impl RegistryClient {
         &self.creds
     }
 
+    /// Replaces the insecure registries (a daemon reload); schemes already found are kept.
+    pub fn set_insecure(&self, insecure: Vec<String>) {
+        *self.insecure.write().unwrap_or_else(|p| p.into_inner()) = insecure;
+    }
+
+    /// Reaches `host` (host[:port]) with `scheme` from now on, without probing: a mirror
+    /// configured as http://… is plain HTTP because the operator said so.
+    pub fn set_scheme(&self, host: &str, scheme: &'static str) {
+        self.schemes
+            .lock()
+            .unwrap()
+            .insert(host.to_string(), scheme);
+    }
+
     fn plain_http_allowed(&self, host: &str) -> bool {
-        if self.opts.insecure.iter().any(|h| h == host) {
-            return true;
-        }
         let bare = match host.strip_prefix('[') {
             Some(v6) => v6.split(']').next().unwrap_or(""),
             None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
         };
-        bare == "localhost" || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        let ip = bare.parse::<IpAddr>().ok();
+        let insecure = self.insecure.read().unwrap_or_else(|p| p.into_inner());
+        let named = insecure.iter().any(|entry| {
+            entry == host
+                || entry == bare
+                || match (entry.parse::<ipnet::IpNet>(), ip) {
+                    (Ok(net), Some(ip)) => net.contains(&ip),
+                    _ => false,
+                }
+        });
+        named || bare == "localhost" || ip.is_some_and(|ip| ip.is_loopback())
     }
 
     /// HTTPS always first; plain HTTP only for loopback and named-insecure registries, and

@@ -150,7 +150,8 @@ impl Manager {
         };
         drivers::join(&self.host, net, ep, &inside).await?;
         if !ep.ports.is_empty() {
-            firewall::apply(&self.host.ns, &firewall::elements("add", &forwards(ep)))?;
+            self.host
+                .apply_firewall(&firewall::elements("add", &forwards(ep)))?;
         }
         Ok(())
     }

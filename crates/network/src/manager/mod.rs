@@ -60,6 +60,8 @@ pub struct Manager {
     /// The host's resolv.conf, read at open: forwarding targets and containers' defaults.
     host_resolv: String,
     dns: Dns,
+    /// Where user-defined networks' subnets come from.
+    pools: Vec<ipam::AddressPool>,
     /// One change at a time: a change spans the store, the kernel and the firewall.
     changing: tokio::sync::Mutex<()>,
 }
@@ -78,6 +80,15 @@ pub struct Settings {
     pub resolv_conf: PathBuf,
     /// The port berth's DNS server listens on, on each served network's gateway.
     pub dns_port: u16,
+    /// Where user-defined networks' subnets come from (Docker's defaults when empty).
+    pub pools: Vec<ipam::AddressPool>,
+    /// Where berth's DNS server forwards names no network knows (the daemon's `dns`); the
+    /// host's resolv.conf's nameservers when empty.
+    pub upstreams: Vec<IpAddr>,
+    /// Turn on the host's IPv4 forwarding for bridges with a way out.
+    pub ip_forward: bool,
+    /// Program the firewall (NAT, isolation, published ports).
+    pub firewall: bool,
 }
 
 impl Settings {
@@ -87,8 +98,24 @@ impl Settings {
             run_root: run_root.to_path_buf(),
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
             dns_port: dns::PORT,
+            pools: Vec::new(),
+            upstreams: Vec::new(),
+            ip_forward: true,
+            firewall: true,
         }
     }
+}
+
+/// The DNS server's upstreams: the configured ones, else the host's.
+fn upstreams(settings: &Settings, host_resolv: &str) -> Vec<std::net::SocketAddr> {
+    if settings.upstreams.is_empty() {
+        return dns::upstreams_from(host_resolv);
+    }
+    settings
+        .upstreams
+        .iter()
+        .map(|ip| std::net::SocketAddr::new(*ip, dns::PORT))
+        .collect()
 }
 
 impl Manager {
@@ -110,11 +137,17 @@ impl Manager {
         let ns = Netns::current()?;
         let nl = ns.route_handle()?;
         let manager = Manager {
-            host: Host { ns, nl },
+            host: Host {
+                ns,
+                nl,
+                ip_forward: settings.ip_forward,
+                firewall: settings.firewall,
+            },
             store: Mutex::new(Store::open(&settings.root.join("network.db"))?),
             netns_dir,
             files_dir,
-            dns: Dns::start(dns::upstreams_from(&host_resolv), settings.dns_port)?,
+            dns: Dns::start(upstreams(&settings, &host_resolv), settings.dns_port)?,
+            pools: settings.pools.clone(),
             host_resolv,
             changing: tokio::sync::Mutex::new(()),
         };
@@ -239,7 +272,7 @@ impl Manager {
             .collect();
         let all: Vec<Forward> = store.all_endpoints()?.iter().flat_map(forwards).collect();
         drop(store);
-        firewall::apply(&self.host.ns, &firewall::ruleset(&bridges, &all))
+        self.host.apply_firewall(&firewall::ruleset(&bridges, &all))
     }
 
     /// Serves names on every user-defined bridge network, from the store's endpoints.

@@ -95,7 +95,7 @@ impl Manager {
             {
                 ipam::default_bridge_subnet()
             } else {
-                ipam::pick_subnet(&in_use)?
+                ipam::pick_subnet(&self.pools, &in_use)?
             };
             let pool = Pool::new(subnet, None, None)?;
             subnets.push(Subnet {

@@ -72,6 +72,6 @@ impl Manager {
         for n in networks {
             self.remove_network(&n.id).await?;
         }
-        firewall::apply(&self.host.ns, &firewall::ruleset(&[], &[]))
+        self.host.apply_firewall(&firewall::ruleset(&[], &[]))
     }
 }

@@ -1,0 +1,142 @@
+//! The daemon's configuration (berth-config) turned into what the engine, the network manager
+//! and the image service take.
+
+use std::path::Path;
+
+use berth_config::{Checked, DaemonConfig, Loaded};
+use berth_engine::defaults::{CgroupnsMode, Defaults};
+use berth_engine::limits::{Seccomp, Ulimit};
+use berth_engine::Settings;
+use berth_network::model::{OPT_ICC, OPT_MASQUERADE, OPT_MTU};
+use berth_network::SubnetSpec;
+
+/// The engine's settings for a daemon configured as `loaded`, with `shim` for containers.
+pub fn engine_settings(loaded: &Loaded, shim: &Path) -> Result<Settings, String> {
+    let c = &loaded.config;
+    let k = &loaded.checked;
+    let mut s = Settings::new(&c.data_root, &c.exec_root, shim);
+    s.network.pools = k
+        .pools
+        .iter()
+        .map(|p| berth_network::ipam::AddressPool {
+            base: p.base,
+            size: p.size,
+        })
+        .collect();
+    s.network.upstreams = k.dns.clone();
+    s.network.ip_forward = c.ip_forward;
+    s.network.firewall = c.iptables;
+    s.default_bridge = default_bridge(c, k)?;
+    s.defaults = defaults(c, k)?;
+    s.images.registry.insecure = k.insecure.clone();
+    s.images.mirrors = k.mirrors.clone();
+    s.images.parallel = c.max_concurrent_downloads as usize;
+    s.images.uploads = c.max_concurrent_uploads as usize;
+    Ok(s)
+}
+
+/// The registry settings a reload applies.
+pub fn transfers(loaded: &Loaded) -> berth_image::Transfers {
+    berth_image::Transfers {
+        mirrors: loaded.checked.mirrors.clone(),
+        insecure: loaded.checked.insecure.clone(),
+        downloads: loaded.config.max_concurrent_downloads as usize,
+        uploads: loaded.config.max_concurrent_uploads as usize,
+    }
+}
+
+/// The default bridge from `bip`, `fixed-cidr`, `fixed-cidr-v6`, `icc`, `ip-masq`, `mtu` and
+/// `bridge`.
+fn default_bridge(
+    c: &DaemonConfig,
+    k: &Checked,
+) -> Result<Option<berth_network::NetworkSpec>, String> {
+    match k.bridge.as_deref() {
+        Some("none") => return Ok(None),
+        Some(name) => {
+            return Err(format!(
+                "bridge: using an existing bridge ({name}) is not supported by berth yet: leave \
+                 bridge out (berth makes its own) or set it to none"
+            ))
+        }
+        None => {}
+    }
+    let mut spec = berth_engine::engine::default_bridge_spec();
+    let options = &mut spec.options;
+    options.insert(OPT_ICC.into(), c.icc.to_string());
+    options.insert(OPT_MASQUERADE.into(), c.ip_masq.to_string());
+    if let Some(mtu) = k.mtu {
+        options.insert(OPT_MTU.into(), mtu.to_string());
+    }
+    if let Some(bip) = k.bip {
+        spec.subnets.push(SubnetSpec {
+            subnet: bip.subnet,
+            range: k.fixed_cidr,
+            gateway: Some(bip.address),
+        });
+    } else if let Some(range) = k.fixed_cidr {
+        let subnet = berth_network::ipam::default_bridge_subnet();
+        if !subnet.contains(&range) {
+            return Err(format!(
+                "fixed-cidr: {range} is not inside the default bridge's subnet {subnet}: give a \
+                 range inside it, or set bip"
+            ));
+        }
+        spec.subnets.push(SubnetSpec {
+            subnet,
+            range: Some(range),
+            gateway: None,
+        });
+    }
+    if let (true, Some(v6)) = (c.ipv6, k.fixed_cidr_v6) {
+        spec.ipv6 = true;
+        spec.subnets.push(SubnetSpec {
+            subnet: v6,
+            range: None,
+            gateway: None,
+        });
+    }
+    Ok(Some(spec))
+}
+
+fn defaults(c: &DaemonConfig, k: &Checked) -> Result<Defaults, String> {
+    Ok(Defaults {
+        dns: c.dns.clone(),
+        dns_search: c.dns_search.clone(),
+        dns_options: c.dns_opts.clone(),
+        ulimits: k
+            .ulimits
+            .iter()
+            .map(|u| Ulimit {
+                name: u.name.clone(),
+                soft: u.soft,
+                hard: u.hard,
+            })
+            .collect(),
+        shm_size: Some(k.shm_size as i64),
+        cgroupns: match c.default_cgroupns_mode.as_str() {
+            "private" => CgroupnsMode::Private,
+            _ => CgroupnsMode::Host,
+        },
+        seccomp: seccomp(c.seccomp_profile.as_deref())?,
+        no_new_privileges: c.no_new_privileges,
+        init: c.init,
+    })
+}
+
+/// `seccomp-profile`: a file in Docker's format, read once at start; `unconfined` for none.
+fn seccomp(profile: Option<&str>) -> Result<Option<Seccomp>, String> {
+    match profile {
+        None | Some("" | "builtin" | "default") => Ok(None),
+        Some("unconfined") => Ok(Some(Seccomp::Unconfined)),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                format!("seccomp-profile: read {path}: {e}: give a profile file in Docker's format, or unconfined")
+            })?;
+            // Its rules are read for each container; here only that it is a profile at all.
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+                .map_err(|e| format!("seccomp-profile: {path} is not a JSON profile: {e}"))?;
+            Ok(Some(Seccomp::Profile(text)))
+        }
+    }
+}

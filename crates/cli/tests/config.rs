@@ -1,0 +1,351 @@
+//! The daemon's configuration (daemon.json and dockerd's flags) against real daemons: each
+//! setting visibly takes effect, bad configurations are refused in one line and change nothing,
+//! and SIGHUP applies what it can while a bad file keeps the running configuration.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{eventually, Daemon, BERTH};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+/// A daemon started with `config` as its configuration file.
+fn daemon_with(config: &str) -> Daemon {
+    let config = config.to_string();
+    Daemon::start_with(move |dir| {
+        let path = dir.join("daemon.json");
+        std::fs::write(&path, config).expect("write daemon.json");
+        vec!["--config-file".into(), path.display().to_string()]
+    })
+}
+
+fn inspect(d: &Daemon, args: &[&str]) -> Value {
+    let out = d.docker_ok(args);
+    let v: Value = serde_json::from_str(&out).expect("inspect JSON");
+    v[0].clone()
+}
+
+fn run_out(d: &Daemon, args: &[&str]) -> String {
+    let mut all = vec!["run", "--rm"];
+    all.extend_from_slice(args);
+    d.docker_ok(&all)
+}
+
+#[test]
+fn network_settings_decide_addresses_dns_mtu_and_isolation() {
+    let d = daemon_with(
+        r#"{
+            "icc": false,
+            "bip": "10.77.0.1/24",
+            "fixed-cidr": "10.77.0.128/25",
+            "default-address-pools": [{"base": "10.99.0.0/16", "size": 24}],
+            "dns": ["10.77.0.53"],
+            "dns-search": ["corp.example"],
+            "dns-opts": ["ndots:2"],
+            "mtu": 1400
+        }"#,
+    );
+    d.import_busybox("busybox:latest");
+
+    let bridge = inspect(&d, &["network", "inspect", "bridge"]);
+    assert_eq!(bridge["IPAM"]["Config"][0]["Subnet"], "10.77.0.0/24");
+    assert_eq!(bridge["IPAM"]["Config"][0]["Gateway"], "10.77.0.1");
+    assert_eq!(
+        bridge["Options"]["com.docker.network.bridge.enable_icc"],
+        "false"
+    );
+
+    let resolv = run_out(&d, &["busybox", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 10.77.0.53\n"), "{resolv}");
+    assert!(resolv.contains("search corp.example\n"), "{resolv}");
+    assert!(resolv.contains("options ndots:2\n"), "{resolv}");
+    let mtu = run_out(&d, &["busybox", "cat", "/sys/class/net/eth0/mtu"]);
+    assert_eq!(mtu.trim(), "1400");
+
+    // Addresses come from fixed-cidr inside bip's subnet.
+    d.docker_ok(&["run", "-d", "--name", "a1", "busybox", "sleep", "300"]);
+    let a1 = inspect(&d, &["inspect", "a1"]);
+    let ip = a1["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .expect("an address")
+        .to_string();
+    let last: u8 = ip.rsplit('.').next().unwrap().parse().unwrap();
+    assert!(ip.starts_with("10.77.0.") && last >= 128, "{ip}");
+
+    // icc=false: another container on the default bridge cannot reach it; the bridge's own
+    // address (the way out) stays reachable.
+    let blocked = d.docker(&["run", "--rm", "busybox", "ping", "-c", "1", "-W", "2", &ip]);
+    assert!(
+        !blocked.status.success(),
+        "icc=false let a container ping {ip}"
+    );
+    run_out(&d, &["busybox", "ping", "-c", "1", "-W", "2", "10.77.0.1"]);
+
+    // A user-defined network gets its subnet from the configured pool, and keeps icc on.
+    d.docker_ok(&["network", "create", "n1"]);
+    let n1 = inspect(&d, &["network", "inspect", "n1"]);
+    assert_eq!(n1["IPAM"]["Config"][0]["Subnet"], "10.99.0.0/24");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "b1",
+        "--network",
+        "n1",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    run_out(
+        &d,
+        &[
+            "--network",
+            "n1",
+            "busybox",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "b1",
+        ],
+    );
+    d.docker_ok(&["rm", "-f", "a1", "b1"]);
+    d.docker_ok(&["network", "rm", "n1"]);
+    d.finish();
+}
+
+#[test]
+fn container_defaults_apply_where_a_container_says_nothing() {
+    let d = daemon_with(
+        r#"{
+            "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 4096, "Soft": 1024}},
+            "default-shm-size": "32M",
+            "no-new-privileges": true,
+            "init": true,
+            "default-cgroupns-mode": "private"
+        }"#,
+    );
+    d.import_busybox("busybox:latest");
+    let script = "ulimit -n; df -k /dev/shm | tail -1; grep NoNewPrivs /proc/self/status; \
+                  cat /proc/1/cmdline | tr '\\0' ' '; echo; head -1 /proc/self/cgroup";
+    let out = run_out(&d, &["busybox", "sh", "-c", script]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1024", "{out}");
+    assert!(lines[1].split_whitespace().nth(1) == Some("32768"), "{out}");
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["NoNewPrivs:", "1"],
+        "{out}"
+    );
+    assert!(
+        !lines[3].starts_with("sh "),
+        "PID 1 is the command, not an init: {out}"
+    );
+    assert!(
+        lines[4].ends_with(":/"),
+        "the cgroup namespace is the host's: {out}"
+    );
+
+    // A container's own choices win.
+    let script = "ulimit -n; grep NoNewPrivs /proc/self/status";
+    let out = run_out(
+        &d,
+        &[
+            "--ulimit",
+            "nofile=2048:2048",
+            "--security-opt",
+            "no-new-privileges=false",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "2048", "{out}");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["NoNewPrivs:", "0"],
+        "{out}"
+    );
+    let info: Value =
+        serde_json::from_str(&d.docker_ok(&["info", "--format", "{{json .}}"])).expect("info JSON");
+    let security = info["SecurityOptions"].to_string();
+    assert!(security.contains("name=no-new-privileges"), "{security}");
+    assert!(security.contains("name=cgroupns"), "{security}");
+    d.finish();
+}
+
+/// `berth daemon` with `args` in a network namespace of its own (it must refuse to start, but
+/// if it did start it must not touch the host's network): its exit status and stderr.
+fn refused(dir: &Path, args: &[&str]) -> (bool, String) {
+    let root = dir.join("root");
+    let out = Command::new("unshare")
+        .args(["--net", BERTH, "daemon", "--root"])
+        .arg(&root)
+        .arg("--run-root")
+        .arg(dir.join("run"))
+        .arg("--socket")
+        .arg(dir.join("d.sock"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run berth daemon");
+    assert!(!root.exists(), "a refused daemon made its data root");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_configurations_are_refused_in_one_line_and_change_nothing() {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-config-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let file = dir.path().join("daemon.json");
+    let file_arg = file.display().to_string();
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            r#"{"icc": false}"#,
+            &["--icc=true"],
+            "specified both as a flag and in the configuration file",
+        ),
+        (
+            r#"{"icc": false, "icc-mode": 1}"#,
+            &[],
+            "unknown key \"icc-mode\"",
+        ),
+        (
+            "{\n  \"debug\": true,\n  \"icc\" false\n}",
+            &[],
+            ":3:9: malformed JSON",
+        ),
+        (r#"{"bip": "10.0.0.0/24"}"#, &[], "bip: "),
+        (r#"{"mtu": "big"}"#, &[], "mtu: invalid type"),
+        (
+            r#"{"userns-remap": "default"}"#,
+            &[],
+            "userns-remap (default) is not supported",
+        ),
+    ];
+    for (content, flags, expected) in cases {
+        std::fs::write(&file, content).expect("write daemon.json");
+        let mut args = vec!["--config-file", file_arg.as_str()];
+        args.extend_from_slice(flags);
+        let (ok, stderr) = refused(dir.path(), &args);
+        assert!(!ok, "{content} started a daemon");
+        assert!(stderr.contains(expected), "{content}: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{content}: not one line: {stderr}"
+        );
+        assert!(
+            stderr.contains("daemon.json") || !expected.contains("flag"),
+            "{stderr}"
+        );
+    }
+    let (ok, stderr) = refused(dir.path(), &["--config-file", "/nonexistent/daemon.json"]);
+    assert!(
+        !ok && stderr.contains("/nonexistent/daemon.json"),
+        "{stderr}"
+    );
+}
+
+/// A docker-registry on 127.0.0.1:5000 in the daemon's network namespace, storing under `dir`.
+fn registry(d: &Daemon) -> Child {
+    let dir = d.dir();
+    let config = format!(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:5000\n",
+        dir.join("registry").display()
+    );
+    std::fs::write(dir.join("registry.yml"), config).expect("registry config");
+    common::require("/usr/bin/docker-registry", "docker-registry");
+    let child = Command::new("nsenter")
+        .arg(format!("--net=/proc/{}/ns/net", d.pid()))
+        .args(["/usr/bin/docker-registry", "serve"])
+        .arg(dir.join("registry.yml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start docker-registry");
+    let up = eventually(Duration::from_secs(30), || {
+        d.in_netns(&["bash", "-c", "echo > /dev/tcp/127.0.0.1/5000"])
+            .status
+            .success()
+    });
+    assert!(up, "docker-registry did not listen on 127.0.0.1:5000");
+    child
+}
+
+fn hangup(d: &Daemon) {
+    kill(Pid::from_raw(d.pid()), Signal::SIGHUP).expect("SIGHUP the daemon");
+}
+
+fn info(d: &Daemon) -> Value {
+    serde_json::from_str(&d.docker_ok(&["info", "--format", "{{json .}}"])).expect("info JSON")
+}
+
+#[test]
+fn sighup_applies_mirrors_and_debug_and_a_bad_file_keeps_the_running_configuration() {
+    let d = daemon_with(r#"{"max-concurrent-downloads": 2}"#);
+    let mut registry = registry(&d);
+    d.import_busybox("busybox:latest");
+    d.docker_ok(&[
+        "tag",
+        "busybox:latest",
+        "127.0.0.1:5000/library/busybox:latest",
+    ]);
+    d.docker_ok(&["push", "127.0.0.1:5000/library/busybox:latest"]);
+    d.docker_ok(&[
+        "rmi",
+        "busybox:latest",
+        "127.0.0.1:5000/library/busybox:latest",
+    ]);
+    // Docker Hub is out of reach here: without a mirror the pull fails.
+    assert!(!d.docker(&["pull", "busybox"]).status.success());
+
+    let file = d.dir().join("daemon.json");
+    std::fs::write(&file, "{\"registry-mirrors\": [\"http://127.0.0.1:5000\"],").expect("write");
+    hangup(&d);
+    let kept = eventually(Duration::from_secs(20), || {
+        d.log()
+            .contains("refused, the running configuration is kept")
+    });
+    assert!(kept, "no refusal in the log:\n{}", d.log());
+    assert!(!d.docker(&["pull", "busybox"]).status.success());
+    assert_eq!(info(&d)["RegistryConfig"]["Mirrors"], serde_json::json!([]));
+
+    std::fs::write(
+        &file,
+        r#"{"registry-mirrors": ["http://127.0.0.1:5000"], "debug": true, "icc": false}"#,
+    )
+    .expect("write");
+    hangup(&d);
+    let applied = eventually(Duration::from_secs(20), || {
+        d.log().contains("applied debug")
+    });
+    assert!(applied, "no reload in the log:\n{}", d.log());
+    assert!(d.log().contains("icc changed"), "{}", d.log());
+    let now = info(&d);
+    assert_eq!(now["Debug"], true);
+    assert_eq!(
+        now["RegistryConfig"]["Mirrors"],
+        serde_json::json!(["http://127.0.0.1:5000"])
+    );
+    d.docker_ok(&["pull", "busybox"]);
+    assert_eq!(
+        run_out(&d, &["busybox", "echo", "from the mirror"]).trim(),
+        "from the mirror"
+    );
+    let _ = registry.kill();
+    let _ = registry.wait();
+    d.finish();
+}
