@@ -197,3 +197,16 @@ impl DaemonConfig {
             .unwrap_or_else(|| self.exec_root.join("berth.pid"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DaemonConfig;
+
+    #[test]
+    fn docs_list_every_key() {
+        let docs = include_str!("../../../docs/configuration.md");
+        for key in DaemonConfig::keys() {
+            assert!(docs.contains(&format!("| `{key}` |")), "docs/configuration.md lacks {key}");
+        }
+    }
+}
