@@ -719,7 +719,7 @@ fn tcp_needs_tls_client_certificates() {
     }
     let err = std::fs::read_to_string(at("err")).unwrap_or_default();
     assert!(
-        err.contains("needs --tlscacert, --tlscert and --tlskey"),
+        err.contains("needs tlscacert, tlscert and tlskey"),
         "{err}"
     );
     assert!(!scratch.path().join("root").exists(), "it made its root");
