@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::Request;
 use axum::http::Uri;
 use axum::Router;
-use berth_engine::{Engine, Settings};
+use berth_engine::{Engine, RuntimeCommand, Settings};
 use tokio::net::{UnixListener, UnixStream};
 use tower::ServiceExt;
 
@@ -26,6 +26,11 @@ pub struct Options {
     pub shim: PathBuf,
     /// The API over TCP as well, with TLS and client certificates (`--tcp tcp://…`).
     pub tcp: Option<crate::tls::TcpOptions>,
+    /// OCI runtimes besides the built-in one and runc (`--add-runtime`); a name given twice
+    /// takes the last.
+    pub runtimes: Vec<(String, RuntimeCommand)>,
+    /// The runtime of containers created without one (`--default-runtime`); none: berth.
+    pub default_runtime: Option<String>,
 }
 
 /// What every handler gets.
@@ -37,7 +42,10 @@ pub struct AppState {
 /// Opens the engine, watches the containers it finds running, and serves the API until
 /// SIGTERM or SIGINT.
 pub async fn serve(options: Options) -> Result<(), String> {
-    let settings = Settings::new(&options.root, &options.run_root, &options.shim);
+    let mut settings = Settings::new(&options.root, &options.run_root, &options.shim);
+    settings
+        .configure_runtimes(options.runtimes.clone(), options.default_runtime.as_deref())
+        .map_err(|e| e.to_string())?;
     let engine = Arc::new(Engine::open(settings).await.map_err(|e| e.to_string())?);
     berth_engine::monitor::watch_running(&engine)
         .await

@@ -40,6 +40,26 @@ pub struct DaemonArgs {
     /// The daemon's TLS key
     #[arg(long, value_name = "PEM")]
     pub tlskey: Option<PathBuf>,
+    /// An OCI runtime containers may run with (`run --runtime NAME`), besides the built-in
+    /// berth and runc (repeatable)
+    #[arg(long, value_name = "NAME=PATH")]
+    pub add_runtime: Vec<String>,
+    /// The runtime of containers created without --runtime [default: berth]
+    #[arg(long, value_name = "NAME")]
+    pub default_runtime: Option<String>,
+}
+
+/// `--add-runtime` and `--default-runtime` as the API's options take them (the engine checks
+/// them against each other and the runtimes it finds by itself).
+pub fn runtime_options(
+    a: &DaemonArgs,
+) -> Result<(Vec<(String, berth_api::RuntimeCommand)>, Option<String>)> {
+    let added = a
+        .add_runtime
+        .iter()
+        .map(|flag| berth_api::parse_add_runtime(flag))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok((added, a.default_runtime.clone()))
 }
 
 /// `--tcp tcp://…` with its TLS files, or none of them.
@@ -81,6 +101,7 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         .with_ansi(false)
         .init();
     let tcp = tcp_options(&args)?;
+    let (runtimes, default_runtime) = runtime_options(&args)?;
     let shim = match args.shim {
         Some(s) => s,
         None => beside_me("berth-shim")?,
@@ -91,6 +112,8 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         socket: args.socket,
         shim,
         tcp,
+        runtimes,
+        default_runtime,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -111,4 +134,53 @@ fn beside_me(name: &str) -> Result<PathBuf> {
         ));
     }
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    }
+
+    fn runtimes_of(
+        args: &[&str],
+    ) -> Result<(Vec<(String, berth_api::RuntimeCommand)>, Option<String>)> {
+        let flags = Flags::try_parse_from(std::iter::once("daemon").chain(args.iter().copied()))?;
+        runtime_options(&flags.daemon)
+    }
+
+    #[test]
+    fn runtime_flags_map_to_the_api_options() {
+        let (added, default) = runtimes_of(&[
+            "--add-runtime",
+            "runc=/usr/sbin/runc",
+            "--add-runtime",
+            "other=/opt/bin/runc",
+            "--default-runtime",
+            "other",
+        ])
+        .unwrap();
+        let names: Vec<(&str, &std::path::Path)> = added
+            .iter()
+            .map(|(n, c)| (n.as_str(), c.path.as_path()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("runc", std::path::Path::new("/usr/sbin/runc")),
+                ("other", std::path::Path::new("/opt/bin/runc"))
+            ]
+        );
+        assert_eq!(default.as_deref(), Some("other"));
+        assert_eq!(runtimes_of(&[]).unwrap(), (Vec::new(), None));
+        let e = runtimes_of(&["--add-runtime", "runc"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("give NAME=PATH"), "{e}");
+    }
 }

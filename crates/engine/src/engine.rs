@@ -7,7 +7,7 @@
 //! shim's directory says what happened since (its exit record). `refresh` joins the two, so a
 //! daemon that was away (or crashed) sees each container as it really is.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,6 @@ use berth_image::ImageService;
 use berth_network::{
     parse_mode, parse_publish, EndpointSpec, EtcSpec, Manager, Mode, NetworkSpec, Placement,
 };
-use berth_runtime::Runtime;
 use futures_util::StreamExt;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
@@ -28,27 +27,50 @@ use crate::container::{self, check_name, Config, Container, EtcMounts, NetNs, St
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
 use crate::logs::{self, Entry, Query};
+use crate::oci::Oci;
+use crate::runtimes::{self, Driver, RuntimeCommand};
 use crate::shim::{self, ShimSpec};
 use crate::stats::{self, Stats};
 use crate::store::Store;
 
-/// Where an engine keeps its state, and the shim program it starts.
+/// Where an engine keeps its state, the shim program it starts, and the OCI runtimes its
+/// containers may run with.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub root: PathBuf,
     pub run_root: PathBuf,
     pub shim: PathBuf,
     pub network: berth_network::Settings,
+    /// The external runtimes by name (the built-in `berth` is always known besides them).
+    pub runtimes: BTreeMap<String, RuntimeCommand>,
+    /// The runtime of containers created without `--runtime`.
+    pub default_runtime: String,
 }
 
 impl Settings {
+    /// The built-in runtime as the default, and runc when it is on PATH.
     pub fn new(root: &Path, run_root: &Path, shim: &Path) -> Settings {
         Settings {
             root: root.to_path_buf(),
             run_root: run_root.to_path_buf(),
             shim: shim.to_path_buf(),
             network: berth_network::Settings::new(&root.join("network"), &run_root.join("network")),
+            runtimes: runtimes::found_on_path(),
+            default_runtime: runtimes::BUILT_IN.to_string(),
         }
+    }
+
+    /// Adds (or replaces) runtimes and sets the default, as a daemon's configuration says.
+    pub fn configure_runtimes(
+        &mut self,
+        added: impl IntoIterator<Item = (String, RuntimeCommand)>,
+        default: Option<&str>,
+    ) -> Result<()> {
+        runtimes::configure(&mut self.runtimes, added)?;
+        if let Some(d) = default.filter(|d| !d.is_empty()) {
+            self.default_runtime = d.to_string();
+        }
+        runtimes::check(&self.runtimes, &self.default_runtime)
     }
 }
 
@@ -110,6 +132,7 @@ impl Engine {
     /// Opens the store and the network manager (which settles its own leftovers), makes the
     /// default bridge if it is missing, and refreshes every container.
     pub async fn open(settings: Settings) -> Result<Engine> {
+        runtimes::check(&settings.runtimes, &settings.default_runtime)?;
         for dir in [&settings.root, &settings.run_root] {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
@@ -193,8 +216,38 @@ impl Engine {
         self.settings.run_root.join("containers").join(id)
     }
 
+    /// The built-in runtime's state root.
     pub(crate) fn runtime_root(&self) -> PathBuf {
         self.settings.run_root.join("runtime")
+    }
+
+    /// The external runtimes this daemon knows (`berth`, built in, is always there too).
+    pub fn runtimes(&self) -> &BTreeMap<String, RuntimeCommand> {
+        &self.settings.runtimes
+    }
+
+    pub fn default_runtime(&self) -> &str {
+        &self.settings.default_runtime
+    }
+
+    /// The external runtime named `name` as a container starts with it now, with a state
+    /// root of its own; none for the built-in runtime.
+    fn external_runtime(&self, name: &str) -> Result<Option<Oci>> {
+        let name = runtimes::resolve(
+            &self.settings.runtimes,
+            &self.settings.default_runtime,
+            name,
+        )?;
+        Ok(self.settings.runtimes.get(&name).map(|command| Oci {
+            root: self.settings.run_root.join("runtimes").join(&name),
+            name,
+            command: command.clone(),
+        }))
+    }
+
+    /// The runtime a running container was started with.
+    pub(crate) fn driver(&self, c: &Container) -> Driver {
+        Driver::new(c.state.runtime.as_ref(), &self.runtime_root())
     }
 
     pub(crate) fn shim_program(&self) -> PathBuf {
@@ -216,6 +269,7 @@ impl Engine {
             id: c.id.clone(),
             bundle: self.bundle_dir(&c.id),
             runtime_root: self.runtime_root(),
+            runtime: c.state.runtime.clone(),
             dir: self.dir(&c.id),
             log_max_size: c.config.log_max_size,
             log_max_files: c.config.log_max_files.unwrap_or(1).max(1),
@@ -261,6 +315,20 @@ impl Engine {
             parse_publish(p)?;
         }
         crate::limits::check(&config.security, &config.resources)?;
+        config.runtime = runtimes::resolve(
+            &self.settings.runtimes,
+            &self.settings.default_runtime,
+            &config.runtime,
+        )?;
+        if config.init && config.runtime != runtimes::BUILT_IN {
+            // berth's --init is the built-in runtime's own reaper; another runtime would
+            // silently run the container without it.
+            return Err(Error::Invalid(format!(
+                "--init needs the built-in runtime {}: drop --init, or run with --runtime {}",
+                runtimes::BUILT_IN,
+                runtimes::BUILT_IN
+            )));
+        }
         self.claim_volumes(&mut config.mounts)?;
         let c = Container {
             id,
@@ -420,12 +488,15 @@ impl Engine {
                 c.name
             )));
         }
+        // Resolved now and recorded with its state: what runs it until it ends.
+        let external = self.external_runtime(&c.config.runtime)?;
         let mut shim_spec = self.shim_spec(&c);
+        shim_spec.runtime = external.clone();
         let _ = std::fs::remove_file(shim_spec.exit_path());
         // Attachments made while it was not running see everything from its first byte.
         let pending = self.take_pending(&c.id);
         shim_spec.size = pending.size;
-        let started = match self.prepare(&c).await {
+        let started = match self.prepare(&c, external.is_some()).await {
             Ok(()) => {
                 let (program, spec) = (self.settings.shim.clone(), shim_spec.clone());
                 let clients = pending.clients;
@@ -456,6 +527,7 @@ impl Engine {
             restart_count: c.state.restart_count,
             stopped_by_user: false,
             paused: false,
+            runtime: external,
         };
         self.store().update(&c)?;
         self.events.send(self.container_event("start", &c));
@@ -463,7 +535,7 @@ impl Engine {
     }
 
     /// The sandbox (own, shared or none) and the bundle the runtime starts from.
-    async fn prepare(&self, c: &Container) -> Result<()> {
+    async fn prepare(&self, c: &Container, external: bool) -> Result<()> {
         let mode = parse_mode(&c.config.network)?;
         let placement = match &mode {
             Mode::Container(other) => {
@@ -516,6 +588,9 @@ impl Engine {
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         mounts.extend(self.runtime_mounts(&c.config.mounts, &rootfs)?);
         spec.set_mounts(Some(mounts));
+        if external {
+            container::name_cgroup(&mut spec, &c.id);
+        }
         spec.save(bundle.join("config.json"))
             .map_err(|e| Error::Invalid(format!("write the bundle's config.json: {e}")))
     }
@@ -771,7 +846,7 @@ impl Engine {
             c.state.stopped_by_user = true;
             self.store().update(&c)?;
         }
-        Runtime::new(self.runtime_root()).kill(&c.id, signal, false)?;
+        self.driver(&c).kill(&c.id, signal)?;
         self.events.send(
             self.container_event("kill", &c)
                 .with("signal", (signal as i32).to_string()),
@@ -866,7 +941,7 @@ impl Engine {
             };
             return Err(Error::Conflict(format!("container {} is {state}", c.name)));
         }
-        let runtime = Runtime::new(self.runtime_root());
+        let runtime = self.driver(&c);
         match paused {
             true => runtime.pause(&c.id)?,
             false => runtime.resume(&c.id)?,
@@ -887,7 +962,7 @@ impl Engine {
                 c.name
             )));
         }
-        Ok(Runtime::new(self.runtime_root()).ps(&c.id)?)
+        self.driver(&c).ps(&c.id)
     }
 
     /// One sample of a running container's resource use (see stats.rs).
@@ -900,13 +975,12 @@ impl Engine {
         // A container that exits while it is read loses its runtime record or its /proc
         // files (its init's net/dev goes with its namespaces, before it is even a zombie):
         // say so plainly.
-        let record = match Runtime::new(self.runtime_root()).root().load(&c.id) {
-            Err(berth_runtime::Error::NotFound(_)) => return Err(not_running()),
-            other => other?,
+        let Some(target) = self.driver(&c).usage_target(&c.id)? else {
+            return Err(not_running());
         };
         let own_network = !matches!(parse_mode(&c.config.network)?, Mode::Host);
-        let alive = || berth_runtime::state::is_alive(record.pid, record.pid_start_time);
-        stats::sample(record.cgroup.as_ref(), record.pid, own_network).map_err(|e| match e {
+        let alive = || berth_runtime::state::is_alive(target.pid, target.pid_start_time);
+        stats::sample(target.cgroup.as_ref(), target.pid, own_network).map_err(|e| match e {
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 not_running()
             }
