@@ -49,17 +49,25 @@ pub struct DaemonArgs {
     pub default_runtime: Option<String>,
 }
 
+/// The runtimes part of the API's options: added runtimes by name, and the default.
+#[derive(Debug, Default, PartialEq)]
+pub struct Runtimes {
+    pub added: Vec<(String, berth_api::RuntimeCommand)>,
+    pub default: Option<String>,
+}
+
 /// `--add-runtime` and `--default-runtime` as the API's options take them (the engine checks
 /// them against each other and the runtimes it finds by itself).
-pub fn runtime_options(
-    a: &DaemonArgs,
-) -> Result<(Vec<(String, berth_api::RuntimeCommand)>, Option<String>)> {
+pub fn runtime_options(a: &DaemonArgs) -> Result<Runtimes> {
     let added = a
         .add_runtime
         .iter()
         .map(|flag| berth_api::parse_add_runtime(flag))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok((added, a.default_runtime.clone()))
+    Ok(Runtimes {
+        added,
+        default: a.default_runtime.clone(),
+    })
 }
 
 /// `--tcp tcp://…` with its TLS files, or none of them.
@@ -101,7 +109,7 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         .with_ansi(false)
         .init();
     let tcp = tcp_options(&args)?;
-    let (runtimes, default_runtime) = runtime_options(&args)?;
+    let runtimes = runtime_options(&args)?;
     let shim = match args.shim {
         Some(s) => s,
         None => beside_me("berth-shim")?,
@@ -112,8 +120,8 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         socket: args.socket,
         shim,
         tcp,
-        runtimes,
-        default_runtime,
+        runtimes: runtimes.added,
+        default_runtime: runtimes.default,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -147,16 +155,14 @@ mod tests {
         daemon: DaemonArgs,
     }
 
-    fn runtimes_of(
-        args: &[&str],
-    ) -> Result<(Vec<(String, berth_api::RuntimeCommand)>, Option<String>)> {
+    fn runtimes_of(args: &[&str]) -> Result<Runtimes> {
         let flags = Flags::try_parse_from(std::iter::once("daemon").chain(args.iter().copied()))?;
         runtime_options(&flags.daemon)
     }
 
     #[test]
     fn runtime_flags_map_to_the_api_options() {
-        let (added, default) = runtimes_of(&[
+        let Runtimes { added, default } = runtimes_of(&[
             "--add-runtime",
             "runc=/usr/sbin/runc",
             "--add-runtime",
@@ -177,7 +183,7 @@ mod tests {
             ]
         );
         assert_eq!(default.as_deref(), Some("other"));
-        assert_eq!(runtimes_of(&[]).unwrap(), (Vec::new(), None));
+        assert_eq!(runtimes_of(&[]).unwrap(), Runtimes::default());
         let e = runtimes_of(&["--add-runtime", "runc"])
             .unwrap_err()
             .to_string();

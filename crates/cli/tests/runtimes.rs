@@ -68,7 +68,13 @@ const SERVE: &str = "trap 'exit 7' TERM; echo started; while :; do sleep 0.1; do
 #[test]
 fn runc_runs_what_docker_runs() {
     requirements();
-    let mut d = Daemon::start_with(|_| vec!["--add-runtime".into(), "other=/usr/sbin/runc".into()]);
+    let mut d = Daemon::start_with(|_| {
+        ["--add-runtime", "other=/usr/sbin/runc"]
+            .into_iter()
+            .chain(["--add-runtime", "missing=/nonexistent/runc"])
+            .map(String::from)
+            .collect()
+    });
     d.import_busybox("busybox:latest");
     let runc_root = state_dir(&d, "runc");
 
@@ -82,7 +88,7 @@ fn runc_runs_what_docker_runs() {
         .output()
         .expect("command -v runc");
     assert_eq!(runtimes["runc"]["path"], text(&on_path).trim());
-    assert_eq!(runtimes.as_object().map(|m| m.len()), Some(3), "{runtimes}");
+    assert_eq!(runtimes.as_object().map(|m| m.len()), Some(4), "{runtimes}");
     assert_eq!(
         d.docker_ok(&["info", "-f", "{{.DefaultRuntime}}"]),
         "berth\n"
@@ -94,7 +100,7 @@ fn runc_runs_what_docker_runs() {
         .output()
         .expect("berth info");
     assert!(
-        text(&out).contains(" Runtimes: berth other runc\n Default Runtime: berth\n"),
+        text(&out).contains(" Runtimes: berth missing other runc\n Default Runtime: berth\n"),
         "berth info: {out:?}"
     );
 
@@ -127,7 +133,7 @@ fn runc_runs_what_docker_runs() {
     ]);
     let id = inspect(&d, "{{.Id}}", "rc1");
     assert_eq!(inspect(&d, "{{.HostConfig.Runtime}}", "rc1"), "runc");
-    assert_eq!(runc_ids(&runc_root), [id.clone()]);
+    assert_eq!(runc_ids(&runc_root), vec![id.clone()]);
     let state: serde_json::Value =
         serde_json::from_str(&runc(&runc_root, &["state", &id])).expect("runc state");
     assert_eq!(state["status"], "running");
@@ -166,7 +172,7 @@ fn runc_runs_what_docker_runs() {
         "runc still knows the stopped rc1"
     );
     d.docker_ok(&["start", "rc1"]);
-    assert_eq!(runc_ids(&runc_root), [id.clone()]);
+    assert_eq!(runc_ids(&runc_root), vec![id.clone()]);
     d.docker_ok(&["kill", "rc1"]);
     assert!(
         eventually(Duration::from_secs(10), || inspect(
@@ -187,12 +193,56 @@ fn runc_runs_what_docker_runs() {
         let line = err.lines().next().unwrap_or_default();
         assert!(
             line.contains(
-                "unknown or invalid runtime name: foo: use one of berth, other, runc, or give the daemon --add-runtime foo=PATH"
+                "unknown or invalid runtime name: foo: use one of berth, missing, other, runc, or give the daemon --add-runtime foo=PATH"
             ),
             "{verb} --runtime foo: {err}"
         );
     }
     assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
+
+    // A runtime that cannot run, and runc refusing a bundle: the start fails with what went
+    // wrong in one line and leaves the container created, with nothing mounted or running.
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "m1",
+        "--runtime",
+        "missing",
+        "busybox",
+        "true",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines().next().unwrap_or_default().contains(
+            "cannot run the runtime missing (/nonexistent/runc) to create: No such file or directory"
+        ),
+        "run --runtime missing: {out:?}"
+    );
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "m2",
+        "--runtime",
+        "runc",
+        "busybox",
+        "/no/such",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines()
+            .next()
+            .unwrap_or_default()
+            .contains("runtime runc create: ")
+            && err.contains("/no/such"),
+        "run a missing program through runc: {out:?}"
+    );
+    for name in ["m1", "m2"] {
+        assert_eq!(inspect(&d, "{{.State.Status}}", name), "created");
+    }
+    assert!(runc_ids(&runc_root).is_empty(), "runc kept the failed m2");
+    let mounts = common::mounts_under(&d.dir().join("run"));
+    assert!(mounts.is_empty(), "mounted after failed starts: {mounts:?}");
+    d.docker_ok(&["rm", "m1", "m2"]);
 
     // The runtime is recorded at start: a daemon that no longer knows "other" still runs
     // its container through it, and refuses only to start it again.
@@ -281,6 +331,8 @@ fn default_runtime_runc() {
     );
     assert_eq!(runc_ids(&runc_root), [inspect(&d, "{{.Id}}", "plain")]);
 
+    // A paused container is removed by force too (runc kills through the frozen cgroup).
+    d.docker_ok(&["pause", "plain"]);
     d.docker_ok(&["rm", "-f", "plain", "own"]);
     assert_runc_empty(&runc_root);
     d.finish();

@@ -182,10 +182,10 @@ fn json_log_error(log: &str) -> Option<String> {
         msg: String,
     }
     log.lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<Line>(l).ok())
-        .filter(|l| matches!(l.level.as_str(), "error" | "fatal" | "panic"))
+        .find(|l| matches!(l.level.as_str(), "error" | "fatal" | "panic"))
         .map(|l| l.msg)
-        .last()
 }
 
 /// What a failed subcommand said on stderr, on one line: logrus's text lines

@@ -1,7 +1,9 @@
 //! The shim: one small process per container that outlives the daemon. The daemon starts it
 //! (fork and exec, never a bare fork of a threaded process); it detaches into a session of
-//! its own, makes and starts the container through the runtime library with the container's
-//! stdout and stderr on pipes, says on its own stdout that the container runs (or why not),
+//! its own, makes and starts the container through the runtime library (or, for a container
+//! given another runtime, through that runtime's runc-style command line: see `oci`) with
+//! the container's stdout and stderr on pipes, says on its own stdout that the container
+//! runs (or why not),
 //! then copies the output into the container's json-file log, reaps the container, records
 //! how it ended in `exit.json`, deletes the runtime's state and exits.
 //!
