@@ -108,6 +108,8 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
         tty: body.tty.unwrap_or(false),
         open_stdin: body.open_stdin.unwrap_or(false),
         stdin_once: body.stdin_once.unwrap_or(false),
+        // Empty: the engine records the daemon's default.
+        runtime: host.runtime.clone().unwrap_or_default(),
         ..Default::default()
     })
 }
@@ -532,6 +534,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> serde_json::Value {
             dns_search: Some(c.config.dns_search.clone()),
             dns_options: Some(c.config.dns_options.clone()),
             binds: Some(binds(c)),
+            runtime: Some(c.config.runtime.clone()),
             ..Default::default()
         }),
         config: Some(ContainerConfig {
@@ -740,7 +743,8 @@ mod tests {
                 "NetworkMode": "default",
                 "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]},
                 "PublishAllPorts": true,
-                "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3}
+                "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
+                "Runtime": "runc"
             },
             "NetworkingConfig": {"EndpointsConfig": {"bridge": {"Aliases": ["db"]}}}
         }))
@@ -752,6 +756,7 @@ mod tests {
         assert_eq!(c.publish, ["127.0.0.1:8080:80/tcp", "53/udp"]);
         assert_eq!(c.restart, RestartPolicy::OnFailure(3));
         assert_eq!(c.aliases, ["db"]);
+        assert_eq!(c.runtime, "runc");
         let no_image: ContainerCreateBody = serde_json::from_value(serde_json::json!({})).unwrap();
         assert_eq!(create_config(no_image).unwrap_err().status, 400);
         let both: ContainerCreateBody = serde_json::from_value(serde_json::json!({

@@ -20,6 +20,8 @@ mod system;
 mod tls;
 mod volumes;
 
+pub use berth_engine::runtimes::parse_add_runtime;
+pub use berth_engine::RuntimeCommand;
 pub use error::ApiError;
 pub use logging::Logging;
 pub use server::{serve, Options};

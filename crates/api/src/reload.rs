@@ -69,6 +69,16 @@ fn apply(state: &AppState, new: &Loaded, live: &[String]) -> Result<(), String> 
         "max-concurrent-downloads",
         "max-concurrent-uploads",
     ];
+    if live
+        .iter()
+        .any(|k| k == "runtimes" || k == "default-runtime")
+    {
+        let c = &new.config;
+        state
+            .engine
+            .set_runtimes(crate::settings::runtimes(c), &c.default_runtime)
+            .map_err(|e| e.to_string())?;
+    }
     if live.iter().any(|k| registry.contains(&k.as_str())) {
         state
             .engine

@@ -26,6 +26,8 @@ pub fn engine_settings(loaded: &Loaded, shim: &Path) -> Result<Settings, String>
     s.network.upstreams = k.dns.clone();
     s.network.ip_forward = c.ip_forward;
     s.network.firewall = c.iptables;
+    s.configure_runtimes(runtimes(c), Some(&c.default_runtime))
+        .map_err(|e| e.to_string())?;
     s.default_bridge = default_bridge(c, k)?;
     s.defaults = defaults(c, k)?;
     s.images.registry.insecure = k.insecure.clone();
@@ -33,6 +35,20 @@ pub fn engine_settings(loaded: &Loaded, shim: &Path) -> Result<Settings, String>
     s.images.parallel = c.max_concurrent_downloads as usize;
     s.images.uploads = c.max_concurrent_uploads as usize;
     Ok(s)
+}
+
+/// `runtimes` as the engine takes them.
+pub fn runtimes(c: &DaemonConfig) -> Vec<(String, berth_engine::RuntimeCommand)> {
+    c.runtimes
+        .iter()
+        .map(|(name, r)| {
+            let command = berth_engine::RuntimeCommand {
+                path: r.path.clone().into(),
+                args: r.runtime_args.clone(),
+            };
+            (name.clone(), command)
+        })
+        .collect()
 }
 
 /// The registry settings a reload applies.

@@ -5,8 +5,10 @@ use axum::http::header::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use std::collections::HashMap;
+
 use bollard_stubs::models::{
-    EventActor, EventMessage, EventMessageTypeEnum, SystemInfo, SystemVersion,
+    EventActor, EventMessage, EventMessageTypeEnum, Runtime, SystemInfo, SystemVersion,
 };
 use serde::Deserialize;
 
@@ -109,7 +111,8 @@ async fn info(State(state): State<AppState>) -> ApiResult<Json<SystemInfo>> {
         architecture: Some(berth_image::manifest::Platform::default().architecture),
         ncpu: Some(std::thread::available_parallelism().map_or(1, |n| n.get()) as i64),
         server_version: Some(env!("CARGO_PKG_VERSION").to_string()),
-        default_runtime: Some("berth".into()),
+        runtimes: Some(runtimes(&state.engine)),
+        default_runtime: Some(state.engine.default_runtime().to_string()),
         live_restore_enabled: Some(true),
         ..Default::default()
     }))
@@ -167,6 +170,24 @@ fn security_options(c: &berth_config::DaemonConfig) -> Vec<String> {
     }
     if c.default_cgroupns_mode == "private" {
         out.push("name=cgroupns".into());
+    }
+    out
+}
+
+/// Docker's shape: each runtime's path (and its arguments when it has any).
+fn runtimes(engine: &berth_engine::Engine) -> HashMap<String, Runtime> {
+    let built_in = Runtime {
+        path: Some("berth-runtime (built in)".into()),
+        ..Default::default()
+    };
+    let mut out = HashMap::from([(berth_engine::runtimes::BUILT_IN.to_string(), built_in)]);
+    for (name, command) in engine.runtimes() {
+        let runtime = Runtime {
+            path: Some(command.path.display().to_string()),
+            runtime_args: (!command.args.is_empty()).then(|| command.args.clone()),
+            ..Default::default()
+        };
+        out.insert(name.clone(), runtime);
     }
     out
 }

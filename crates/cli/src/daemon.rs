@@ -182,6 +182,12 @@ pub struct DaemonArgs {
     /// Map containers' root to a subordinate range: default, USER[:GROUP] or UID:GID
     #[arg(long)]
     pub userns_remap: Option<String>,
+    /// An OCI runtime containers may run with (`run --runtime NAME`), NAME=PATH (repeatable)
+    #[arg(long = "add-runtime", value_name = "NAME=PATH")]
+    pub add_runtimes: Vec<String>,
+    /// The runtime of containers created without --runtime [default: berth]
+    #[arg(long)]
+    pub default_runtime: Option<String>,
 }
 
 /// The keys the flags set, under their daemon.json names and in its shapes.
@@ -255,6 +261,11 @@ pub fn flags(a: &DaemonArgs) -> Result<Flags> {
     put("init", a.init.map(Value::from));
     put("init-path", a.init_path.clone().map(Value::from));
     put("userns-remap", a.userns_remap.clone().map(Value::from));
+    put("runtimes", runtimes(&a.add_runtimes)?);
+    put(
+        "default-runtime",
+        a.default_runtime.clone().map(Value::from),
+    );
     Ok(f)
 }
 
@@ -299,6 +310,19 @@ fn pools(flags: &[String]) -> Result<Option<Value>> {
         out.push(json!({"base": base, "size": size}));
     }
     Ok(Some(Value::Array(out)))
+}
+
+/// `--add-runtime runc=/usr/sbin/runc`, into daemon.json's `{"runc": {"path": …}}`.
+fn runtimes(flags: &[String]) -> Result<Option<Value>> {
+    if flags.is_empty() {
+        return Ok(None);
+    }
+    let mut out = serde_json::Map::new();
+    for flag in flags {
+        let (name, command) = berth_api::parse_add_runtime(flag).map_err(|e| anyhow!(e))?;
+        out.insert(name, json!({"path": command.path}));
+    }
+    Ok(Some(Value::Object(out)))
 }
 
 /// `--default-ulimit nofile=1024:2048`, into daemon.json's `{"nofile": {"Name", "Soft", "Hard"}}`.
@@ -394,7 +418,13 @@ mod tests {
             "/tmp/s.sock",
             "-H",
             "tcp://127.0.0.1:2376",
+            "--add-runtime",
+            "runc=/usr/sbin/runc",
+            "--default-runtime",
+            "runc",
         ]);
+        assert_eq!(f["runtimes"], json!({"runc": {"path": "/usr/sbin/runc"}}));
+        assert_eq!(f["default-runtime"], json!("runc"));
         assert_eq!(f["icc"], json!(false));
         assert_eq!(f["debug"], json!(true));
         assert_eq!(f["dns"], json!(["10.0.0.2", "10.0.0.3"]));

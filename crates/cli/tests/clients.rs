@@ -718,9 +718,6 @@ fn tcp_needs_tls_client_certificates() {
         panic!("berth daemon --tcp without TLS files started");
     }
     let err = std::fs::read_to_string(at("err")).unwrap_or_default();
-    assert!(
-        err.contains("needs tlscacert, tlscert and tlskey"),
-        "{err}"
-    );
+    assert!(err.contains("needs tlscacert, tlscert and tlskey"), "{err}");
     assert!(!scratch.path().join("root").exists(), "it made its root");
 }

@@ -206,7 +206,10 @@ mod tests {
     fn docs_list_every_key() {
         let docs = include_str!("../../../docs/configuration.md");
         for key in DaemonConfig::keys() {
-            assert!(docs.contains(&format!("| `{key}` |")), "docs/configuration.md lacks {key}");
+            assert!(
+                docs.contains(&format!("| `{key}` |")),
+                "docs/configuration.md lacks {key}"
+            );
         }
     }
 }

@@ -72,6 +72,8 @@ pub struct Config {
     pub open_stdin: bool,
     /// Close stdin once the first attached client that wrote to it is done (`docker run -i`).
     pub stdin_once: bool,
+    /// `--runtime`: the OCI runtime's name, the daemon's default at create when not given.
+    pub runtime: String,
 }
 
 /// A network joined by `network connect`, with the aliases given there (they name the
@@ -190,6 +192,10 @@ pub struct State {
     /// Frozen by `pause` (its cgroup's freezer), while running.
     #[serde(default)]
     pub paused: bool,
+    /// The external runtime it was last started with, as it was then (none: the built-in
+    /// one), so that a change of the daemon's runtimes does not strand it.
+    #[serde(default)]
+    pub runtime: Option<crate::oci::Oci>,
 }
 
 impl State {
@@ -204,6 +210,7 @@ impl State {
             restart_count: 0,
             stopped_by_user: false,
             paused: false,
+            runtime: None,
         }
     }
 }
@@ -353,6 +360,21 @@ pub fn spec_for(
         spec.set_mounts(Some(mounts));
     }
     Ok(spec)
+}
+
+/// The cgroup berth's runtime gives a container by default, below the caller's own cgroup:
+/// named in the spec for an external runtime, so that the engine finds it there too (runc
+/// would otherwise use `<id>` alone).
+pub fn name_cgroup(spec: &mut Spec, id: &str) {
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    linux.set_cgroups_path(Some(cgroup_path(id)));
+    spec.set_linux(Some(linux));
+}
+
+/// Relative: under the cgroup of the process that creates the container (the shim, which is
+/// in the daemon's).
+pub fn cgroup_path(id: &str) -> PathBuf {
+    Path::new("berth").join(id)
 }
 
 fn bind(source: &Path, dest: &str) -> Result<Mount> {

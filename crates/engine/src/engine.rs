@@ -7,7 +7,7 @@
 //! shim's directory says what happened since (its exit record). `refresh` joins the two, so a
 //! daemon that was away (or crashed) sees each container as it really is.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,6 @@ use berth_image::ImageService;
 use berth_network::{
     parse_mode, parse_publish, EndpointSpec, EtcSpec, Manager, Mode, NetworkSpec, Placement,
 };
-use berth_runtime::Runtime;
 use futures_util::StreamExt;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
@@ -28,11 +27,14 @@ use crate::container::{self, check_name, Config, Container, EtcMounts, NetNs, St
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
 use crate::logs::{self, Entry, Query};
+use crate::oci::Oci;
+use crate::runtimes::{self, Driver, RuntimeCommand};
 use crate::shim::{self, ShimSpec};
 use crate::stats::{self, Stats};
 use crate::store::Store;
 
-/// Where an engine keeps its state, and the shim program it starts.
+/// Where an engine keeps its state, the shim program it starts, and the OCI runtimes its
+/// containers may run with.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub root: PathBuf,
@@ -46,9 +48,14 @@ pub struct Settings {
     pub defaults: crate::defaults::Defaults,
     /// The image service's registry options and transfer limits.
     pub images: berth_image::Options,
+    /// The external runtimes by name (the built-in `berth` is always known besides them).
+    pub runtimes: BTreeMap<String, RuntimeCommand>,
+    /// The runtime of containers created without `--runtime`.
+    pub default_runtime: String,
 }
 
 impl Settings {
+    /// The built-in runtime as the default, and runc when it is on PATH.
     pub fn new(root: &Path, run_root: &Path, shim: &Path) -> Settings {
         Settings {
             root: root.to_path_buf(),
@@ -58,7 +65,22 @@ impl Settings {
             default_bridge: Some(default_bridge_spec()),
             defaults: Default::default(),
             images: image_options(root),
+            runtimes: runtimes::found_on_path(),
+            default_runtime: runtimes::BUILT_IN.to_string(),
         }
+    }
+
+    /// Adds (or replaces) runtimes and sets the default, as a daemon's configuration says.
+    pub fn configure_runtimes(
+        &mut self,
+        added: impl IntoIterator<Item = (String, RuntimeCommand)>,
+        default: Option<&str>,
+    ) -> Result<()> {
+        runtimes::configure(&mut self.runtimes, added)?;
+        if let Some(d) = default.filter(|d| !d.is_empty()) {
+            self.default_runtime = d.to_string();
+        }
+        runtimes::check(&self.runtimes, &self.default_runtime)
     }
 }
 
@@ -85,6 +107,8 @@ const DEFAULT_BRIDGE_CONFIG_LABEL: &str = "run.berth.default-bridge.config";
 
 pub struct Engine {
     settings: Settings,
+    /// The external runtimes and the default, which a reload may replace.
+    runtimes: std::sync::RwLock<(BTreeMap<String, RuntimeCommand>, String)>,
     store: Arc<Mutex<Store>>,
     net: Manager,
     images: ImageService,
@@ -174,6 +198,7 @@ impl Engine {
     /// Opens the store and the network manager (which settles its own leftovers), makes the
     /// default bridge if it is missing, and refreshes every container.
     pub async fn open(settings: Settings) -> Result<Engine> {
+        runtimes::check(&settings.runtimes, &settings.default_runtime)?;
         for dir in [&settings.root, &settings.run_root] {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
@@ -184,6 +209,10 @@ impl Engine {
         images.set_usage_check(Arc::new(ImageUsers(store.clone())));
         settle_default_bridge(&net, settings.default_bridge.as_ref()).await?;
         let engine = Engine {
+            runtimes: std::sync::RwLock::new((
+                settings.runtimes.clone(),
+                settings.default_runtime.clone(),
+            )),
             settings,
             store,
             net,
@@ -247,8 +276,57 @@ impl Engine {
         self.settings.run_root.join("containers").join(id)
     }
 
+    /// The built-in runtime's state root.
     pub(crate) fn runtime_root(&self) -> PathBuf {
         self.settings.run_root.join("runtime")
+    }
+
+    /// The external runtimes this daemon knows (`berth`, built in, is always there too).
+    pub fn runtimes(&self) -> BTreeMap<String, RuntimeCommand> {
+        self.known_runtimes().0
+    }
+
+    pub fn default_runtime(&self) -> String {
+        self.known_runtimes().1
+    }
+
+    fn known_runtimes(&self) -> (BTreeMap<String, RuntimeCommand>, String) {
+        self.runtimes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the runtimes and the default (a daemon reload); refused, with nothing changed,
+    /// when the default is not among them. Running containers keep the command they started
+    /// with.
+    pub fn set_runtimes(
+        &self,
+        added: impl IntoIterator<Item = (String, RuntimeCommand)>,
+        default: &str,
+    ) -> Result<()> {
+        let mut known = runtimes::found_on_path();
+        runtimes::configure(&mut known, added)?;
+        runtimes::check(&known, default)?;
+        *self.runtimes.write().unwrap_or_else(|p| p.into_inner()) = (known, default.to_string());
+        Ok(())
+    }
+
+    /// The external runtime named `name` as a container starts with it now, with a state
+    /// root of its own; none for the built-in runtime.
+    fn external_runtime(&self, name: &str) -> Result<Option<Oci>> {
+        let (known, default) = self.known_runtimes();
+        let name = runtimes::resolve(&known, &default, name)?;
+        Ok(known.get(&name).map(|command| Oci {
+            root: self.settings.run_root.join("runtimes").join(&name),
+            name,
+            command: command.clone(),
+        }))
+    }
+
+    /// The runtime a running container was started with.
+    pub(crate) fn driver(&self, c: &Container) -> Driver {
+        Driver::new(c.state.runtime.as_ref(), &self.runtime_root())
     }
 
     pub(crate) fn shim_program(&self) -> PathBuf {
@@ -270,6 +348,7 @@ impl Engine {
             id: c.id.clone(),
             bundle: self.bundle_dir(&c.id),
             runtime_root: self.runtime_root(),
+            runtime: c.state.runtime.clone(),
             dir: self.dir(&c.id),
             log_max_size: c.config.log_max_size,
             log_max_files: c.config.log_max_files.unwrap_or(1).max(1),
@@ -323,6 +402,17 @@ impl Engine {
             parse_publish(p)?;
         }
         crate::limits::check(&config.security, &config.resources)?;
+        let (known, default) = self.known_runtimes();
+        config.runtime = runtimes::resolve(&known, &default, &config.runtime)?;
+        if config.init == Some(true) && config.runtime != runtimes::BUILT_IN {
+            // berth's --init is the built-in runtime's own reaper; another runtime would
+            // silently run the container without it.
+            return Err(Error::Invalid(format!(
+                "--init needs the built-in runtime {}: drop --init, or run with --runtime {}",
+                runtimes::BUILT_IN,
+                runtimes::BUILT_IN
+            )));
+        }
         self.claim_volumes(&mut config.mounts)?;
         let c = Container {
             id,
@@ -482,12 +572,15 @@ impl Engine {
                 c.name
             )));
         }
+        // Resolved now and recorded with its state: what runs it until it ends.
+        let external = self.external_runtime(&c.config.runtime)?;
         let mut shim_spec = self.shim_spec(&c);
+        shim_spec.runtime = external.clone();
         let _ = std::fs::remove_file(shim_spec.exit_path());
         // Attachments made while it was not running see everything from its first byte.
         let pending = self.take_pending(&c.id);
         shim_spec.size = pending.size;
-        let started = match self.prepare(&c).await {
+        let started = match self.prepare(&c, external.is_some()).await {
             Ok(()) => {
                 let (program, spec) = (self.settings.shim.clone(), shim_spec.clone());
                 let clients = pending.clients;
@@ -518,6 +611,7 @@ impl Engine {
             restart_count: c.state.restart_count,
             stopped_by_user: false,
             paused: false,
+            runtime: external,
         };
         self.store().update(&c)?;
         self.events.send(self.container_event("start", &c));
@@ -525,7 +619,7 @@ impl Engine {
     }
 
     /// The sandbox (own, shared or none) and the bundle the runtime starts from.
-    async fn prepare(&self, c: &Container) -> Result<()> {
+    async fn prepare(&self, c: &Container, external: bool) -> Result<()> {
         let mode = parse_mode(&c.config.network)?;
         let placement = match &mode {
             Mode::Container(other) => {
@@ -581,6 +675,9 @@ impl Engine {
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         mounts.extend(self.runtime_mounts(&c.config.mounts, &rootfs)?);
         spec.set_mounts(Some(mounts));
+        if external {
+            container::name_cgroup(&mut spec, &c.id);
+        }
         spec.save(bundle.join("config.json"))
             .map_err(|e| Error::Invalid(format!("write the bundle's config.json: {e}")))
     }
@@ -836,7 +933,7 @@ impl Engine {
             c.state.stopped_by_user = true;
             self.store().update(&c)?;
         }
-        Runtime::new(self.runtime_root()).kill(&c.id, signal, false)?;
+        self.driver(&c).kill(&c.id, signal)?;
         self.events.send(
             self.container_event("kill", &c)
                 .with("signal", (signal as i32).to_string()),
@@ -931,7 +1028,7 @@ impl Engine {
             };
             return Err(Error::Conflict(format!("container {} is {state}", c.name)));
         }
-        let runtime = Runtime::new(self.runtime_root());
+        let runtime = self.driver(&c);
         match paused {
             true => runtime.pause(&c.id)?,
             false => runtime.resume(&c.id)?,
@@ -952,7 +1049,7 @@ impl Engine {
                 c.name
             )));
         }
-        Ok(Runtime::new(self.runtime_root()).ps(&c.id)?)
+        self.driver(&c).ps(&c.id)
     }
 
     /// One sample of a running container's resource use (see stats.rs).
@@ -965,13 +1062,12 @@ impl Engine {
         // A container that exits while it is read loses its runtime record or its /proc
         // files (its init's net/dev goes with its namespaces, before it is even a zombie):
         // say so plainly.
-        let record = match Runtime::new(self.runtime_root()).root().load(&c.id) {
-            Err(berth_runtime::Error::NotFound(_)) => return Err(not_running()),
-            other => other?,
+        let Some(target) = self.driver(&c).usage_target(&c.id)? else {
+            return Err(not_running());
         };
         let own_network = !matches!(parse_mode(&c.config.network)?, Mode::Host);
-        let alive = || berth_runtime::state::is_alive(record.pid, record.pid_start_time);
-        stats::sample(record.cgroup.as_ref(), record.pid, own_network).map_err(|e| match e {
+        let alive = || berth_runtime::state::is_alive(target.pid, target.pid_start_time);
+        stats::sample(target.cgroup.as_ref(), target.pid, own_network).map_err(|e| match e {
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 not_running()
             }

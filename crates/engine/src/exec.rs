@@ -219,6 +219,7 @@ impl Engine {
             id: c.id.clone(),
             bundle: self.bundle_dir(&c.id),
             runtime_root: self.runtime_root(),
+            runtime: c.state.runtime.clone(),
             dir: self.exec_dir(&c.id, id),
             socket: Some(self.socket_path("e", id)),
             tty: cfg.tty,

@@ -1,7 +1,9 @@
 //! berth's engine: containers' whole lives above the runtime: the container object and its
 //! store, the lifecycle (create, start, wait, stop, kill, remove) with each container's
 //! network from the network crate, the shim that holds a running container (its stdio, its
-//! log, its exit status) and outlives the daemon, and the json-file log format Docker uses.
+//! log, its exit status) and outlives the daemon, the json-file log format Docker uses, and
+//! the OCI runtimes a container may run with (the built-in one, or runc and others by their
+//! command line).
 
 pub mod attach;
 pub mod container;
@@ -13,6 +15,8 @@ pub mod exec;
 pub mod limits;
 pub mod logs;
 pub mod monitor;
+pub mod oci;
+pub mod runtimes;
 pub mod seccomp;
 pub mod shim;
 pub mod stats;
@@ -25,4 +29,5 @@ pub use container::{Config, Container, RestartPolicy, Status};
 pub use engine::{Engine, Settings, WaitCondition};
 pub use error::{Error, Result};
 pub use exec::{ExecConfig, ExecInfo};
+pub use runtimes::RuntimeCommand;
 pub use stats::Stats;

@@ -1,7 +1,9 @@
 //! The shim: one small process per container that outlives the daemon. The daemon starts it
 //! (fork and exec, never a bare fork of a threaded process); it detaches into a session of
-//! its own, makes and starts the container through the runtime library with the container's
-//! stdout and stderr on pipes, says on its own stdout that the container runs (or why not),
+//! its own, makes and starts the container through the runtime library (or, for a container
+//! given another runtime, through that runtime's runc-style command line: see `oci`) with
+//! the container's stdout and stderr on pipes, says on its own stdout that the container
+//! runs (or why not),
 //! then copies the output into the container's json-file log, reaps the container, records
 //! how it ended in `exit.json`, deletes the runtime's state and exits.
 //!
@@ -32,6 +34,8 @@ use time::OffsetDateTime;
 use crate::attach::{AttachOptions, Size};
 use crate::error::{Error, Result};
 use crate::logs::{self, Rotation, Stream};
+use crate::oci::{self, Oci};
+use crate::runtimes::Driver;
 use crate::stdio::{self, Io, Pump};
 
 /// What one shim runs.
@@ -39,8 +43,11 @@ use crate::stdio::{self, Io, Pump};
 pub struct ShimSpec {
     pub id: String,
     pub bundle: PathBuf,
-    /// The runtime's state root (berth-runtime's `--root`).
+    /// The built-in runtime's state root (berth-runtime's `--root`).
     pub runtime_root: PathBuf,
+    /// An external runtime to run it with instead of the built-in one.
+    #[serde(default)]
+    pub runtime: Option<Oci>,
     /// The container's state directory: the shim's pid, log and exit record.
     pub dir: PathBuf,
     pub log_max_size: Option<u64>,
@@ -261,7 +268,7 @@ fn run(spec: &ShimSpec, answer: File) -> Result<()> {
         fail(answer, format!("write {}: {e}", pid_file.display()))
     }
     let listeners = listen(spec);
-    let runtime = Runtime::new(&spec.runtime_root);
+    let runtime = Driver::new(spec.runtime.as_ref(), &spec.runtime_root);
     let launched = listeners.and_then(|(attach, console)| {
         launch(&runtime, spec, console.as_ref()).map(|(io, pid)| (io, pid, attach))
     });
@@ -269,7 +276,7 @@ fn run(spec: &ShimSpec, answer: File) -> Result<()> {
         Ok(x) => x,
         Err(e) => {
             if spec.exec.is_none() {
-                let _ = runtime.delete(&spec.id, true);
+                let _ = runtime.delete(&spec.id);
             }
             remove_sockets(spec);
             fail(answer, e.to_string())
@@ -288,7 +295,7 @@ fn run(spec: &ShimSpec, answer: File) -> Result<()> {
     let exit = reap(pid)?;
     record_exit(spec, &exit)?;
     if spec.exec.is_none() {
-        runtime.delete(&spec.id, true)?;
+        runtime.delete(&spec.id)?;
     }
     remove_sockets(spec);
     pump.finish();
@@ -427,15 +434,15 @@ fn plumbing(spec: &ShimSpec) -> Result<Plumbing> {
 
 /// Creates and starts the container (or the exec's process) with its stdio from
 /// [`plumbing`], leaving this process's own descriptors 0-2 on /dev/null.
-fn launch(runtime: &Runtime, spec: &ShimSpec, console: Option<&UnixListener>) -> Result<(Io, Pid)> {
+fn launch(runtime: &Driver, spec: &ShimSpec, console: Option<&UnixListener>) -> Result<(Io, Pid)> {
     let p = plumbing(spec)?;
     // The runtime hands its own stdio to the process: set them to what the process gets.
     dup2_stdin(&p.stdin).map_err(|e| Error::sys("redirect stdin", e))?;
     dup2_stdout(&p.stdout).map_err(|e| Error::sys("redirect stdout", e))?;
     dup2_stderr(&p.stderr).map_err(|e| Error::sys("redirect stderr", e))?;
     let console_socket = spec.tty.then(|| spec.console_path()).flatten();
-    let made = match &spec.exec {
-        None => runtime
+    let made = match (&spec.exec, runtime) {
+        (None, Driver::BuiltIn(runtime)) => runtime
             .create(
                 &spec.id,
                 &CreateOptions {
@@ -445,7 +452,13 @@ fn launch(runtime: &Runtime, spec: &ShimSpec, console: Option<&UnixListener>) ->
                 },
             )
             .map_err(Error::from),
-        Some(process) => exec(runtime, spec, process, console_socket),
+        (Some(process), Driver::BuiltIn(runtime)) => exec(runtime, spec, process, console_socket),
+        (None, Driver::External(oci)) => oci.create(
+            &spec.id,
+            &spec.bundle,
+            &external_launch(spec, console_socket),
+        ),
+        (Some(process), Driver::External(oci)) => exec_external(oci, spec, process, console_socket),
     };
     // Ours again: the process holds the only write ends now, so its exit means EOF.
     let null = File::options()
@@ -480,9 +493,36 @@ fn launch(runtime: &Runtime, spec: &ShimSpec, console: Option<&UnixListener>) ->
         (None, None) => return Err(Error::Invalid("a terminal without a console socket".into())),
     };
     if spec.exec.is_none() {
-        runtime.start(&spec.id)?;
+        match runtime {
+            Driver::BuiltIn(runtime) => runtime.start(&spec.id)?,
+            Driver::External(oci) => oci.start(&spec.id)?,
+        }
     }
     Ok((io, pid))
+}
+
+/// The files an external runtime's create or exec writes, in the shim's directory: the
+/// pid, and its log (read back for its error).
+fn external_launch(spec: &ShimSpec, console_socket: Option<PathBuf>) -> oci::Launch {
+    oci::Launch {
+        pid_file: spec.dir.join("runtime.pid"),
+        console_socket,
+        log: spec.dir.join("runtime-log.json"),
+    }
+}
+
+/// An exec through an external runtime: the process goes to it as a file.
+fn exec_external(
+    oci: &Oci,
+    spec: &ShimSpec,
+    process: &Process,
+    console_socket: Option<PathBuf>,
+) -> Result<i32> {
+    let path = spec.dir.join("process.json");
+    let json = serde_json::to_vec(process)
+        .map_err(|e| Error::Invalid(format!("encode the exec's process: {e}")))?;
+    std::fs::write(&path, json).map_err(|e| Error::io(format!("write {}", path.display()), e))?;
+    oci.exec(&spec.id, &path, &external_launch(spec, console_socket))
 }
 
 fn exec(

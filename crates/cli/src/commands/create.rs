@@ -100,6 +100,9 @@ pub struct ContainerOpts {
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
+    /// The OCI runtime to run the container with (the daemon's default when not given)
+    #[arg(long)]
+    pub runtime: Option<String>,
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,
@@ -188,6 +191,7 @@ fn host_config(
         "RestartPolicy": restart_policy(o.restart.as_deref())?,
     });
     set(&mut hc, "Init", o.init.then_some(json!(true)));
+    set(&mut hc, "Runtime", o.runtime.as_ref().map(|r| json!(r)));
     set(
         &mut hc,
         "Memory",
@@ -560,9 +564,14 @@ mod tests {
             pids_limit: Some(-1),
             cap_add: vec!["NET_ADMIN".into()],
             init: true,
+            runtime: Some("runc".into()),
             ..opts()
         };
         let b = create_body(&o, "x", &[], false).unwrap();
+        assert_eq!(b["HostConfig"]["Runtime"], "runc");
+        assert!(create_body(&opts(), "x", &[], false).unwrap()["HostConfig"]
+            .get("Runtime")
+            .is_none());
         assert_eq!(
             b["NetworkingConfig"]["EndpointsConfig"]["net1"]["Aliases"],
             json!(["web"])

@@ -204,6 +204,19 @@ pub async fn info(client: &Client, format: Option<&str>) -> Result<()> {
         ("Logging Driver", "LoggingDriver"),
         ("Cgroup Driver", "CgroupDriver"),
         ("Cgroup Version", "CgroupVersion"),
+    ] {
+        println!(" {label}: {}", t(key));
+    }
+    // As docker prints them: the names, then the default.
+    let mut runtimes: Vec<&String> = i["Runtimes"]
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    runtimes.sort();
+    let names: Vec<&str> = runtimes.iter().map(|n| n.as_str()).collect();
+    println!(" Runtimes: {}", names.join(" "));
+    println!(" Default Runtime: {}", t("DefaultRuntime"));
+    for (label, key) in [
         ("Kernel Version", "KernelVersion"),
         ("Operating System", "OperatingSystem"),
         ("Architecture", "Architecture"),
