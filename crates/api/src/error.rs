@@ -44,6 +44,7 @@ impl From<berth_engine::Error> for ApiError {
         let status = match &e {
             E::NotFound(_) | E::NotFoundOf(..) | E::NoSuchExec(_) => StatusCode::NOT_FOUND,
             E::Conflict(_) => StatusCode::CONFLICT,
+            E::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             E::Invalid(_) => StatusCode::BAD_REQUEST,
             E::Image(i) => return image_status(i, e.to_string()),
             E::Network(n) => return network_status(n, e.to_string()),

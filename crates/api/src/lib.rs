@@ -17,6 +17,7 @@ mod system;
 mod tls;
 mod volumes;
 
+pub use berth_engine::LogConfig;
 pub use error::ApiError;
 pub use server::{serve, Options};
 pub use tls::TcpOptions;

@@ -26,6 +26,9 @@ pub struct Options {
     pub shim: PathBuf,
     /// The API over TCP as well, with TLS and client certificates (`--tcp tcp://…`).
     pub tcp: Option<crate::tls::TcpOptions>,
+    /// The log driver and options of containers created without a driver (`--log-driver`,
+    /// `--log-opt`), checked before it gets here.
+    pub log: berth_engine::LogConfig,
 }
 
 /// What every handler gets.
@@ -37,7 +40,8 @@ pub struct AppState {
 /// Opens the engine, watches the containers it finds running, and serves the API until
 /// SIGTERM or SIGINT.
 pub async fn serve(options: Options) -> Result<(), String> {
-    let settings = Settings::new(&options.root, &options.run_root, &options.shim);
+    let mut settings = Settings::new(&options.root, &options.run_root, &options.shim);
+    settings.log = options.log.clone();
     let engine = Arc::new(Engine::open(settings).await.map_err(|e| e.to_string())?);
     berth_engine::monitor::watch_running(&engine)
         .await

@@ -40,6 +40,31 @@ pub struct DaemonArgs {
     /// The daemon's TLS key
     #[arg(long, value_name = "PEM")]
     pub tlskey: Option<PathBuf>,
+    /// The log driver of containers created without one: json-file, local or none
+    #[arg(long, value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+    /// An option of that log driver (repeatable), as max-size=10m
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
+}
+
+/// `--log-driver` and `--log-opt` as the daemon's default log config (json-file, no options,
+/// when neither is given), checked by the rules a container's are.
+pub fn log_config(driver: Option<&str>, opts: &[String]) -> Result<berth_api::LogConfig> {
+    let mut config = berth_api::LogConfig::docker_default();
+    if let Some(d) = driver {
+        config.driver = d.to_string();
+    }
+    for opt in opts {
+        let (k, v) = opt
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid --log-opt {opt:?}: give KEY=VALUE, as max-size=10m"))?;
+        config.options.insert(k.to_string(), v.to_string());
+    }
+    config
+        .writer()
+        .map_err(|e| anyhow!("invalid daemon log config: {e}"))?;
+    Ok(config)
 }
 
 /// `--tcp tcp://…` with its TLS files, or none of them.
@@ -81,6 +106,7 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         .with_ansi(false)
         .init();
     let tcp = tcp_options(&args)?;
+    let log = log_config(args.log_driver.as_deref(), &args.log_opt)?;
     let shim = match args.shim {
         Some(s) => s,
         None => beside_me("berth-shim")?,
@@ -91,6 +117,7 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         socket: args.socket,
         shim,
         tcp,
+        log,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -111,4 +138,32 @@ fn beside_me(name: &str) -> Result<PathBuf> {
         ));
     }
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(o: &[&str]) -> Vec<String> {
+        o.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_daemons_log_flags_become_its_default_log_config() {
+        let none = log_config(None, &[]).unwrap();
+        assert_eq!(none, berth_api::LogConfig::docker_default());
+        let local = log_config(Some("local"), &opts(&["max-size=1m", "max-file=2"])).unwrap();
+        assert_eq!(local.driver, "local");
+        assert_eq!(local.options["max-size"], "1m");
+        assert_eq!(local.options["max-file"], "2");
+        // Options alone go with json-file, Docker's default driver.
+        let json = log_config(None, &opts(&["max-size=10m"])).unwrap();
+        assert_eq!(json.driver, "json-file");
+        let err = |d: Option<&str>, o: &[&str]| log_config(d, &opts(o)).unwrap_err().to_string();
+        assert!(err(None, &["max-size"]).contains("KEY=VALUE"));
+        assert!(
+            err(Some("local"), &["foo=1"]).contains("unknown log opt 'foo' for log driver local")
+        );
+        assert!(err(Some("syslog"), &[]).contains("use json-file, local or none"));
+    }
 }

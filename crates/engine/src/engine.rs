@@ -27,6 +27,7 @@ use crate::attach::{AttachOptions, Attachment, Request, Size};
 use crate::container::{self, check_name, Config, Container, EtcMounts, NetNs, State, Status};
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
+use crate::logdriver::{LogConfig, NOT_READABLE};
 use crate::logs::{self, Entry, Query};
 use crate::shim::{self, ShimSpec};
 use crate::stats::{self, Stats};
@@ -39,6 +40,8 @@ pub struct Settings {
     pub run_root: PathBuf,
     pub shim: PathBuf,
     pub network: berth_network::Settings,
+    /// The daemon's log driver and options, for containers created without a driver.
+    pub log: LogConfig,
 }
 
 impl Settings {
@@ -48,6 +51,7 @@ impl Settings {
             run_root: run_root.to_path_buf(),
             shim: shim.to_path_buf(),
             network: berth_network::Settings::new(&root.join("network"), &run_root.join("network")),
+            log: LogConfig::docker_default(),
         }
     }
 }
@@ -165,9 +169,17 @@ impl Engine {
         &self.settings.root
     }
 
-    /// Where a container's json-file log is.
-    pub fn log_path(&self, c: &Container) -> PathBuf {
-        self.shim_spec(c).log_path()
+    /// Where a container's log is (none for the `none` driver, which keeps nothing).
+    pub fn log_path(&self, c: &Container) -> Option<PathBuf> {
+        c.config
+            .log
+            .readable()
+            .then(|| self.shim_spec(c).log_path())
+    }
+
+    /// The daemon's default log driver and options.
+    pub fn default_log(&self) -> &LogConfig {
+        &self.settings.log
     }
 
     pub fn events(&self) -> &Events {
@@ -217,8 +229,6 @@ impl Engine {
             bundle: self.bundle_dir(&c.id),
             runtime_root: self.runtime_root(),
             dir: self.dir(&c.id),
-            log_max_size: c.config.log_max_size,
-            log_max_files: c.config.log_max_files.unwrap_or(1).max(1),
             socket: Some(self.socket_path("c", &c.id)),
             tty: c.config.tty,
             open_stdin: c.config.open_stdin,
@@ -237,6 +247,7 @@ impl Engine {
             }
             None => format!("berth_{}", &id[..12]),
         };
+        config.log = config.log.resolve(&self.settings.log)?;
         if !config.image.is_empty() {
             self.apply_image(&mut config)?;
         } else if !config.rootfs.is_dir() {
@@ -421,6 +432,7 @@ impl Engine {
             )));
         }
         let mut shim_spec = self.shim_spec(&c);
+        shim_spec.log = c.config.log.writer()?;
         let _ = std::fs::remove_file(shim_spec.exit_path());
         // Attachments made while it was not running see everything from its first byte.
         let pending = self.take_pending(&c.id);
@@ -936,7 +948,7 @@ impl Engine {
     ) -> Result<tokio::sync::mpsc::Receiver<Result<Entry>>> {
         let mut events = self.events.subscribe();
         let c = self.inspect(key).await?;
-        let path = self.shim_spec(&c).log_path();
+        let path = self.readable_log(&c)?;
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let mut watch = if follow && c.state.status == Status::Running {
             Some(logs::watch_dir(&path)?)
@@ -973,11 +985,17 @@ impl Engine {
 
     pub fn logs(&self, key: &str, query: &Query) -> Result<Vec<Entry>> {
         let c = self.get(key)?;
-        let path = self.shim_spec(&c).log_path();
+        let path = self.readable_log(&c)?;
         if !path.exists() {
             return Ok(Vec::new());
         }
         logs::read(&path, query)
+    }
+
+    /// The log's path, or Docker's error for a driver that keeps nothing.
+    fn readable_log(&self, c: &Container) -> Result<PathBuf> {
+        self.log_path(c)
+            .ok_or_else(|| Error::NotImplemented(NOT_READABLE.into()))
     }
 }
 
