@@ -680,6 +680,24 @@ mod tests {
     }
 
     #[test]
+    fn log_config_is_taken_as_given_for_the_engine_to_resolve() {
+        let body: ContainerCreateBody = serde_json::from_value(serde_json::json!({
+            "Image": "busybox",
+            "HostConfig": {"LogConfig": {"Type": "local", "Config": {"max-size": "1m"}}}
+        }))
+        .unwrap();
+        let log = create_config(body).unwrap().log;
+        assert_eq!(log.driver, "local");
+        assert_eq!(log.options["max-size"], "1m");
+        let bare: ContainerCreateBody =
+            serde_json::from_value(serde_json::json!({"Image": "busybox"})).unwrap();
+        assert_eq!(
+            create_config(bare).unwrap().log,
+            berth_engine::LogConfig::default()
+        );
+    }
+
+    #[test]
     fn durations_read_as_dockers() {
         assert_eq!(human_duration(time::Duration::seconds(5)), "5 seconds");
         assert_eq!(

@@ -30,7 +30,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        // 501 is what a container's configuration does not do (its log driver keeps nothing):
+        // the user's business, not the daemon's trouble.
+        if self.status.is_server_error() && self.status != StatusCode::NOT_IMPLEMENTED {
             tracing::warn!("{}", self.message);
         }
         let body = serde_json::json!({ "message": self.message });
