@@ -155,7 +155,7 @@ impl LogConfig {
 fn apply(driver: Driver, r: &mut Rotation, key: &str, value: &str) -> Result<()> {
     let bad = |what: &str| {
         Error::Invalid(format!(
-            "invalid log opt {key}={value} for the {} log driver: {what}",
+            "invalid --log-opt {key}={value} for the {} log driver: {what}",
             driver.name()
         ))
     };
@@ -207,14 +207,14 @@ fn check_combination(
     let name = driver.name();
     if r.max_files > 1 && r.max_size.is_none() {
         return Err(Error::Invalid(format!(
-            "log opt max-file for the {name} log driver needs max-size: without a size the log never rotates"
+            "--log-opt max-file for the {name} log driver needs max-size: without a size the log never rotates"
         )));
     }
     let rotates = r.max_files > 1 && r.max_size.is_some();
     if r.compress && !rotates {
         if given.contains_key("compress") {
             return Err(Error::Invalid(format!(
-                "log opt compress=true for the {name} log driver needs max-size and max-file of 2 or more: only rotated files are compressed"
+                "--log-opt compress=true for the {name} log driver needs max-size and max-file of 2 or more: only rotated files are compressed"
             )));
         }
         // local's default compression with a single file: there is nothing to compress.
