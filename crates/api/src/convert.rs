@@ -59,7 +59,6 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
         }
     }
     let (no_new_privileges, seccomp) = security_options(host.security_opt.as_deref())?;
-    let (log_max_size, log_max_files) = log_options(host.log_config.as_ref())?;
     Ok(Config {
         image,
         mounts,
@@ -103,8 +102,7 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
         dns_search: host.dns_search.clone().unwrap_or_default(),
         dns_options: host.dns_options.clone().unwrap_or_default(),
         publish_all: host.publish_all_ports == Some(true),
-        log_max_size,
-        log_max_files,
+        log: log_config_of(host.log_config.as_ref()),
         tty: body.tty.unwrap_or(false),
         open_stdin: body.open_stdin.unwrap_or(false),
         stdin_once: body.stdin_once.unwrap_or(false),
@@ -145,72 +143,15 @@ fn security_options(
     Ok((no_new_privileges, seccomp))
 }
 
-/// `LogConfig`: the json-file driver (Docker's default) and its rotation options.
-fn log_options(log: Option<&HostConfigLogConfig>) -> ApiResult<(Option<u64>, Option<u32>)> {
+/// `LogConfig` as given; the engine fills in the daemon's default and checks it at create.
+fn log_config_of(log: Option<&HostConfigLogConfig>) -> berth_engine::LogConfig {
     let Some(log) = log else {
-        return Ok((None, None));
+        return berth_engine::LogConfig::default();
     };
-    match log.typ.as_deref() {
-        None | Some("") | Some("json-file") => {}
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "log driver {other:?} is not supported: berth keeps logs in json-file format"
-            )))
-        }
+    berth_engine::LogConfig {
+        driver: log.typ.clone().unwrap_or_default(),
+        options: log.config.clone().unwrap_or_default().into_iter().collect(),
     }
-    let (mut size, mut files) = (None, None);
-    for (key, value) in log.config.iter().flatten() {
-        let bad = || {
-            ApiError::bad_request(format!(
-                "invalid --log-opt {key}={value}: max-size takes a size such as 10m, max-file a count"
-            ))
-        };
-        match key.as_str() {
-            "max-size" => size = Some(human_size(value).ok_or_else(bad)?),
-            "max-file" => {
-                files = Some(
-                    value
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(bad)?,
-                )
-            }
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown --log-opt {key:?}: the json-file driver takes max-size and max-file"
-                )))
-            }
-        }
-    }
-    if files.is_some_and(|n| n > 1) && size.is_none() {
-        return Err(ApiError::bad_request(
-            "--log-opt max-file needs max-size: without a size the log never rotates",
-        ));
-    }
-    Ok((size, files))
-}
-
-/// `10m`, `1k`, `512`: Docker's decimal size units for log options.
-fn human_size(text: &str) -> Option<u64> {
-    let t = text.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (digits, unit) = match t
-        .char_indices()
-        .find(|(_, c)| !c.is_ascii_digit() && *c != '.')
-    {
-        Some((i, _)) => (&t[..i], &t[i..]),
-        None => (t, ""),
-    };
-    let scale: f64 = match unit {
-        "" => 1.0,
-        "k" => 1e3,
-        "m" => 1e6,
-        "g" => 1e9,
-        _ => return None,
-    };
-    let n: f64 = digits.parse().ok()?;
-    (n > 0.0).then_some((n * scale) as u64)
 }
 
 /// `Ulimits` (`--ulimit nofile=1024:2048`).
@@ -257,16 +198,17 @@ fn devices(host: &HostConfig) -> Vec<berth_engine::limits::Device> {
         .collect()
 }
 
-/// The log options a container was created with, as Docker lists them.
-fn log_config(c: &Container) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    if let Some(size) = c.config.log_max_size {
-        out.insert("max-size".to_string(), size.to_string());
+/// The driver and options a container runs with, as Docker shows them: the driver named,
+/// the daemon's options merged in when it is the daemon's driver (not the driver's defaults).
+fn log_config(c: &Container) -> HostConfigLogConfig {
+    let driver = match c.config.log.driver.as_str() {
+        "" => "json-file".to_string(),
+        d => d.to_string(),
+    };
+    HostConfigLogConfig {
+        typ: Some(driver),
+        config: Some(c.config.log.options.clone().into_iter().collect()),
     }
-    if let Some(files) = c.config.log_max_files {
-        out.insert("max-file".to_string(), files.to_string());
-    }
-    out
 }
 
 /// The `SecurityOpt` a container was created with, as Docker lists them.
@@ -498,19 +440,19 @@ pub fn inspect(engine: &Engine, c: &Container) -> serde_json::Value {
         restart_count: Some(c.state.restart_count.into()),
         driver: Some("overlay2".into()),
         platform: Some("linux".into()),
-        log_path: Some(engine.log_path(c).display().to_string()),
+        log_path: Some(
+            engine
+                .log_path(c)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
         host_config: Some(HostConfig {
             network_mode: Some(c.config.network.clone()),
             auto_remove: Some(c.config.auto_remove),
             restart_policy: Some(restart_policy(c)),
             port_bindings: Some(requested_ports(c)),
-            // The engine keeps each container's output in a log file that `logs` reads back,
-            // as Docker's json-file driver does; docker-py's `run` reads this to decide
-            // whether it can fetch the output.
-            log_config: Some(HostConfigLogConfig {
-                typ: Some("json-file".into()),
-                config: Some(log_config(c)),
-            }),
+            // docker-py's `run` reads this to decide whether it can fetch the output.
+            log_config: Some(log_config(c)),
             privileged: Some(c.config.security.privileged),
             cap_add: Some(c.config.security.cap_add.clone()),
             cap_drop: Some(c.config.security.cap_drop.clone()),
@@ -764,6 +706,24 @@ mod tests {
         }))
         .unwrap();
         assert!(create_config(both).unwrap_err().message.contains("--rm"));
+    }
+
+    #[test]
+    fn log_config_is_taken_as_given_for_the_engine_to_resolve() {
+        let body: ContainerCreateBody = serde_json::from_value(serde_json::json!({
+            "Image": "busybox",
+            "HostConfig": {"LogConfig": {"Type": "local", "Config": {"max-size": "1m"}}}
+        }))
+        .unwrap();
+        let log = create_config(body).unwrap().log;
+        assert_eq!(log.driver, "local");
+        assert_eq!(log.options["max-size"], "1m");
+        let bare: ContainerCreateBody =
+            serde_json::from_value(serde_json::json!({"Image": "busybox"})).unwrap();
+        assert_eq!(
+            create_config(bare).unwrap().log,
+            berth_engine::LogConfig::default()
+        );
     }
 
     #[test]

@@ -30,7 +30,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        // 501 is what a container's configuration does not do (its log driver keeps nothing):
+        // the user's business, not the daemon's trouble.
+        if self.status.is_server_error() && self.status != StatusCode::NOT_IMPLEMENTED {
             tracing::warn!("{}", self.message);
         }
         let body = serde_json::json!({ "message": self.message });
@@ -44,6 +46,7 @@ impl From<berth_engine::Error> for ApiError {
         let status = match &e {
             E::NotFound(_) | E::NotFoundOf(..) | E::NoSuchExec(_) => StatusCode::NOT_FOUND,
             E::Conflict(_) => StatusCode::CONFLICT,
+            E::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             E::Invalid(_) => StatusCode::BAD_REQUEST,
             E::Image(i) => return image_status(i, e.to_string()),
             E::Network(n) => return network_status(n, e.to_string()),

@@ -21,6 +21,7 @@ mod tls;
 mod volumes;
 
 pub use berth_engine::runtimes::parse_add_runtime;
+pub use berth_engine::LogConfig;
 pub use berth_engine::RuntimeCommand;
 pub use error::ApiError;
 pub use logging::Logging;

@@ -28,6 +28,7 @@ pub fn engine_settings(loaded: &Loaded, shim: &Path) -> Result<Settings, String>
     s.network.firewall = c.iptables;
     s.configure_runtimes(runtimes(c), Some(&c.default_runtime))
         .map_err(|e| e.to_string())?;
+    s.log = log_config(c)?;
     s.default_bridge = default_bridge(c, k)?;
     s.defaults = defaults(c, k)?;
     s.images.registry.insecure = k.insecure.clone();
@@ -35,6 +36,18 @@ pub fn engine_settings(loaded: &Loaded, shim: &Path) -> Result<Settings, String>
     s.images.parallel = c.max_concurrent_downloads as usize;
     s.images.uploads = c.max_concurrent_uploads as usize;
     Ok(s)
+}
+
+/// `log-driver` and `log-opts`, checked by the rules a container's are.
+fn log_config(c: &DaemonConfig) -> Result<berth_engine::LogConfig, String> {
+    let config = berth_engine::LogConfig {
+        driver: c.log_driver.clone(),
+        options: c.log_opts.clone(),
+    };
+    config
+        .writer()
+        .map_err(|e| format!("log-opts: invalid daemon log config: {e}"))?;
+    Ok(config)
 }
 
 /// `runtimes` as the engine takes them.

@@ -103,7 +103,11 @@ async fn info(State(state): State<AppState>) -> ApiResult<Json<SystemInfo>> {
                 })
                 .collect(),
         ),
-        logging_driver: Some("json-file".into()),
+        logging_driver: Some(state.engine.default_log().driver.clone()),
+        plugins: Some(bollard_stubs::models::PluginsInfo {
+            log: Some(berth_engine::logdriver::DRIVERS.map(String::from).to_vec()),
+            ..Default::default()
+        }),
         cgroup_driver: Some(bollard_stubs::models::SystemInfoCgroupDriverEnum::CGROUPFS),
         kernel_version: Some(kernel_version()),
         operating_system: Some("linux".into()),

@@ -188,6 +188,12 @@ pub struct DaemonArgs {
     /// The runtime of containers created without --runtime [default: berth]
     #[arg(long)]
     pub default_runtime: Option<String>,
+    /// The log driver of containers created without one: json-file, local or none
+    #[arg(long, value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+    /// An option of that log driver, KEY=VALUE (repeatable), as max-size=10m
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opts: Vec<String>,
 }
 
 /// The keys the flags set, under their daemon.json names and in its shapes.
@@ -266,6 +272,8 @@ pub fn flags(a: &DaemonArgs) -> Result<Flags> {
         "default-runtime",
         a.default_runtime.clone().map(Value::from),
     );
+    put("log-driver", a.log_driver.clone().map(Value::from));
+    put("log-opts", log_opts(&a.log_opts)?);
     Ok(f)
 }
 
@@ -310,6 +318,21 @@ fn pools(flags: &[String]) -> Result<Option<Value>> {
         out.push(json!({"base": base, "size": size}));
     }
     Ok(Some(Value::Array(out)))
+}
+
+/// `--log-opt max-size=10m`, into daemon.json's `{"max-size": "10m"}`.
+fn log_opts(flags: &[String]) -> Result<Option<Value>> {
+    if flags.is_empty() {
+        return Ok(None);
+    }
+    let mut out = serde_json::Map::new();
+    for flag in flags {
+        let (k, v) = flag.split_once('=').ok_or_else(|| {
+            anyhow!("invalid --log-opt {flag:?}: give KEY=VALUE, as max-size=10m")
+        })?;
+        out.insert(k.to_string(), json!(v));
+    }
+    Ok(Some(Value::Object(out)))
 }
 
 /// `--add-runtime runc=/usr/sbin/runc`, into daemon.json's `{"runc": {"path": …}}`.

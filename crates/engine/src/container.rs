@@ -49,10 +49,8 @@ pub struct Config {
     pub security: crate::limits::Security,
     /// `--memory`, `--cpus`, `--pids-limit` …
     pub resources: crate::limits::Resources,
-    /// `--log-opt max-size=…`: the json-file log rotates past this many bytes.
-    pub log_max_size: Option<u64>,
-    /// `--log-opt max-file=…`: how many log files rotation keeps (1 when unset).
-    pub log_max_files: Option<u32>,
+    /// `--log-driver` and `--log-opt`; resolved at create (the daemon's default filled in).
+    pub log: crate::logdriver::LogConfig,
     /// `-P`: the image's exposed ports are published too, on free host ports.
     pub publish_all: bool,
     /// Networks joined after create (`network connect`), besides `network`.

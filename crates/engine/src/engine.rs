@@ -26,6 +26,7 @@ use crate::attach::{AttachOptions, Attachment, Request, Size};
 use crate::container::{self, check_name, Config, Container, EtcMounts, NetNs, State, Status};
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
+use crate::logdriver::{LogConfig, NOT_READABLE};
 use crate::logs::{self, Entry, Query};
 use crate::oci::Oci;
 use crate::runtimes::{self, Driver, RuntimeCommand};
@@ -52,6 +53,8 @@ pub struct Settings {
     pub runtimes: BTreeMap<String, RuntimeCommand>,
     /// The runtime of containers created without `--runtime`.
     pub default_runtime: String,
+    /// The daemon's log driver and options, for containers created without a driver.
+    pub log: LogConfig,
 }
 
 impl Settings {
@@ -67,6 +70,7 @@ impl Settings {
             images: image_options(root),
             runtimes: runtimes::found_on_path(),
             default_runtime: runtimes::BUILT_IN.to_string(),
+            log: LogConfig::docker_default(),
         }
     }
 
@@ -248,9 +252,17 @@ impl Engine {
         &self.settings.root
     }
 
-    /// Where a container's json-file log is.
-    pub fn log_path(&self, c: &Container) -> PathBuf {
-        self.shim_spec(c).log_path()
+    /// Where a container's log is (none for the `none` driver, which keeps nothing).
+    pub fn log_path(&self, c: &Container) -> Option<PathBuf> {
+        c.config
+            .log
+            .readable()
+            .then(|| self.shim_spec(c).log_path())
+    }
+
+    /// The daemon's default log driver and options.
+    pub fn default_log(&self) -> &LogConfig {
+        &self.settings.log
     }
 
     pub fn events(&self) -> &Events {
@@ -350,8 +362,6 @@ impl Engine {
             runtime_root: self.runtime_root(),
             runtime: c.state.runtime.clone(),
             dir: self.dir(&c.id),
-            log_max_size: c.config.log_max_size,
-            log_max_files: c.config.log_max_files.unwrap_or(1).max(1),
             socket: Some(self.socket_path("c", &c.id)),
             tty: c.config.tty,
             open_stdin: c.config.open_stdin,
@@ -377,6 +387,7 @@ impl Engine {
                 config.network = "none".into();
             }
         }
+        config.log = config.log.resolve(&self.settings.log)?;
         if !config.image.is_empty() {
             self.apply_image(&mut config)?;
         } else if !config.rootfs.is_dir() {
@@ -576,6 +587,7 @@ impl Engine {
         let external = self.external_runtime(&c.config.runtime)?;
         let mut shim_spec = self.shim_spec(&c);
         shim_spec.runtime = external.clone();
+        shim_spec.log = c.config.log.writer()?;
         let _ = std::fs::remove_file(shim_spec.exit_path());
         // Attachments made while it was not running see everything from its first byte.
         let pending = self.take_pending(&c.id);
@@ -1097,7 +1109,7 @@ impl Engine {
     ) -> Result<tokio::sync::mpsc::Receiver<Result<Entry>>> {
         let mut events = self.events.subscribe();
         let c = self.inspect(key).await?;
-        let path = self.shim_spec(&c).log_path();
+        let path = self.readable_log(&c)?;
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let mut watch = if follow && c.state.status == Status::Running {
             Some(logs::watch_dir(&path)?)
@@ -1134,11 +1146,17 @@ impl Engine {
 
     pub fn logs(&self, key: &str, query: &Query) -> Result<Vec<Entry>> {
         let c = self.get(key)?;
-        let path = self.shim_spec(&c).log_path();
+        let path = self.readable_log(&c)?;
         if !path.exists() {
             return Ok(Vec::new());
         }
         logs::read(&path, query)
+    }
+
+    /// The log's path, or Docker's error for a driver that keeps nothing.
+    fn readable_log(&self, c: &Container) -> Result<PathBuf> {
+        self.log_path(c)
+            .ok_or_else(|| Error::NotImplemented(NOT_READABLE.into()))
     }
 }
 

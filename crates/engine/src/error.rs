@@ -16,6 +16,10 @@ pub enum Error {
     /// A conflict with the current state (Docker's 409).
     #[error("{0}")]
     Conflict(String),
+    /// Something this container's configuration does not do (Docker's 501), such as reading
+    /// the log of a container whose log driver keeps nothing.
+    #[error("{0}")]
+    NotImplemented(String),
     #[error(transparent)]
     Network(#[from] berth_network::Error),
     #[error(transparent)]

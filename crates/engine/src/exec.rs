@@ -227,7 +227,6 @@ impl Engine {
             // As Docker: the exec's stdin closes when the client's does.
             stdin_once: true,
             exec: Some(process),
-            log_max_files: 1,
             ..Default::default()
         };
         let mut clients = Vec::new();

@@ -1,10 +1,11 @@
 //! Container logs in Docker's json-file format: one JSON object per line,
 //! `{"log":"text\n","stream":"stdout","time":"2026-11-25T08:00:00.123456789Z"}`, rotated by size
 //! into `<file>.1` … `<file>.N` (the higher, the older), as dockerd's json-file driver does, so
-//! tools that read Docker's log files read berth's.
+//! tools that read Docker's log files read berth's. With `compress`, each rotated file is
+//! gzipped right after its rotation (`<file>.1.gz` …), and reading spans those too.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -31,11 +32,15 @@ pub struct Entry {
     pub time: OffsetDateTime,
 }
 
-/// `--log-opt max-size` and `max-file`: no limit by default, as in Docker.
-#[derive(Debug, Clone, Copy)]
+/// `--log-opt max-size`, `max-file` and `compress` (see [`crate::logdriver`]): no limit by
+/// default, as in Docker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rotation {
     pub max_size: Option<u64>,
     pub max_files: u32,
+    /// Rotated files are gzipped.
+    #[serde(default)]
+    pub compress: bool,
 }
 
 impl Default for Rotation {
@@ -43,6 +48,7 @@ impl Default for Rotation {
         Rotation {
             max_size: None,
             max_files: 1,
+            compress: false,
         }
     }
 }
@@ -128,26 +134,70 @@ impl Writer {
         Ok(())
     }
 
-    /// file.N-1 → file.N, …, file → file.1, and a new empty file; with max-file 1 the log
-    /// simply starts again.
+    /// file.N-1 → file.N, …, file → file.1 (each with its `.gz` when compressed), and a new
+    /// empty file; with max-file 1 the log simply starts again. The new file is there before
+    /// file.1 is compressed, so followers go on at once.
     fn rotate(&mut self) -> Result<()> {
         let keep = self.rotation.max_files - 1;
-        if keep > 0 {
-            for n in (1..keep).rev() {
-                let from = rotated(&self.path, n);
-                if from.exists() {
-                    rename(&from, &rotated(&self.path, n + 1))?;
-                }
-            }
-            rename(&self.path, &rotated(&self.path, 1))?;
-        } else {
+        if keep == 0 {
             std::fs::remove_file(&self.path)
                 .map_err(|e| Error::io(format!("remove {}", self.path.display()), e))?;
+        } else {
+            for n in (1..keep).rev() {
+                remove_rotated(&self.path, n + 1)?;
+                for (from, to) in [
+                    (rotated(&self.path, n), rotated(&self.path, n + 1)),
+                    (gzipped(&self.path, n), gzipped(&self.path, n + 1)),
+                ] {
+                    if from.exists() {
+                        rename(&from, &to)?;
+                    }
+                }
+            }
+            remove_rotated(&self.path, 1)?;
+            rename(&self.path, &rotated(&self.path, 1))?;
         }
         self.file = open_append(&self.path)?;
         self.size = 0;
+        if keep > 0 && self.rotation.compress {
+            let gz = gzipped(&self.path, 1);
+            // The plain file stays readable; losing output for want of compression is worse.
+            if let Err(e) = compress(&rotated(&self.path, 1), &gz) {
+                tracing::warn!("{e}; the rotated log stays uncompressed");
+                let _ = std::fs::remove_file(&gz);
+            }
+        }
         Ok(())
     }
+}
+
+/// Gzips `plain` into `gz`, then removes `plain`. Readers prefer the plain file while both
+/// are there, so a half-written `.gz` (a crash) is never read in its place. The fastest level
+/// keeps the pause in the shim's copying short.
+fn compress(plain: &Path, gz: &Path) -> Result<()> {
+    use flate2::{write::GzEncoder, Compression};
+    let mut input = File::open(plain).map_err(io_error("open", plain))?;
+    let out = File::create(gz).map_err(io_error("create", gz))?;
+    let mut encoder = GzEncoder::new(BufWriter::new(out), Compression::fast());
+    std::io::copy(&mut input, &mut encoder).map_err(io_error("compress", plain))?;
+    encoder
+        .finish()
+        .and_then(|mut w| w.flush())
+        .map_err(io_error("write", gz))?;
+    std::fs::remove_file(plain).map_err(io_error("remove", plain))
+}
+
+/// Removes rotated file `n`, plain and compressed, if there.
+fn remove_rotated(path: &Path, n: u32) -> Result<()> {
+    for f in [rotated(path, n), gzipped(path, n)] {
+        match std::fs::remove_file(&f) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_error("remove", &f)(e))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn open_append(path: &Path) -> Result<File> {
@@ -165,6 +215,12 @@ fn rename(from: &Path, to: &Path) -> Result<()> {
 fn rotated(path: &Path, n: u32) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+fn gzipped(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}.gz"));
     PathBuf::from(name)
 }
 
@@ -198,18 +254,12 @@ pub fn read(path: &Path, query: &Query) -> Result<Vec<Entry>> {
 
 /// As `read`, and a `Follower` that reads what is appended to the log from there on.
 pub fn read_and_follow(path: &Path, query: &Query) -> Result<(Vec<Entry>, Follower)> {
-    let mut files: Vec<PathBuf> = (1..)
-        .map(|n| rotated(path, n))
-        .take_while(|p| p.exists())
-        .collect();
-    files.reverse();
+    let rotated_count = (1..)
+        .take_while(|n| rotated(path, *n).exists() || gzipped(path, *n).exists())
+        .count() as u32;
     let mut out = Vec::new();
-    for f in files.iter().filter(|f| f.exists()) {
-        let file = File::open(f).map_err(|e| Error::io(format!("open {}", f.display()), e))?;
-        for line in BufReader::new(file).lines() {
-            let line = line.map_err(|e| Error::io(format!("read {}", f.display()), e))?;
-            push_entry(&mut out, line.as_bytes(), query);
-        }
+    for n in (1..=rotated_count).rev() {
+        read_rotated(path, n, &mut out, query)?;
     }
     let mut follower = Follower {
         path: path.to_path_buf(),
@@ -223,6 +273,55 @@ pub fn read_and_follow(path: &Path, query: &Query) -> Result<(Vec<Entry>, Follow
         out.drain(..skip);
     }
     Ok((out, follower))
+}
+
+/// Rotated file `n`: the plain one while it is there (it may be being compressed), else its
+/// `.gz`. One that went meanwhile (a rotation under the reader) is skipped.
+fn read_rotated(path: &Path, n: u32, out: &mut Vec<Entry>, query: &Query) -> Result<()> {
+    let plain = rotated(path, n);
+    match File::open(&plain) {
+        Ok(f) => return read_lines(f, &plain, out, query),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io_error("open", &plain)(e))
+        }
+        Err(_) => {}
+    }
+    let gz = gzipped(path, n);
+    match File::open(&gz) {
+        Ok(f) => read_gz_lines(f, &gz, out, query),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error("open", &gz)(e)),
+    }
+}
+
+fn read_lines(file: impl Read, path: &Path, out: &mut Vec<Entry>, query: &Query) -> Result<()> {
+    for line in BufReader::new(file).split(b'\n') {
+        let line = line.map_err(io_error("read", path))?;
+        push_entry(out, &line, query);
+    }
+    Ok(())
+}
+
+/// A compressed file's lines. One cut short (the shim died while writing it, and its plain
+/// file was kept) ends where its data does, as a plain file cut by a crash would.
+fn read_gz_lines(file: File, path: &Path, out: &mut Vec<Entry>, query: &Query) -> Result<()> {
+    use std::io::ErrorKind;
+    let decoder = flate2::read::GzDecoder::new(file);
+    for line in BufReader::new(decoder).split(b'\n') {
+        match line {
+            Ok(line) => push_entry(out, &line, query),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::UnexpectedEof | ErrorKind::InvalidData | ErrorKind::InvalidInput
+                ) =>
+            {
+                break
+            }
+            Err(e) => return Err(io_error("read", path)(e)),
+        }
+    }
+    Ok(())
 }
 
 fn push_entry(out: &mut Vec<Entry>, line: &[u8], query: &Query) {
@@ -375,6 +474,7 @@ mod tests {
         let rotation = Rotation {
             max_size: Some(200),
             max_files: 2,
+            ..Rotation::default()
         };
         let mut w = Writer::open(&path, rotation).unwrap();
         w.write(Stream::Stdout, b"one\n").unwrap();
@@ -418,6 +518,7 @@ mod tests {
         let rotation = Rotation {
             max_size: Some(200),
             max_files: 3,
+            ..Rotation::default()
         };
         let mut w = Writer::open(&path, rotation).unwrap();
         for i in 0..20 {
@@ -475,6 +576,113 @@ mod tests {
         assert_eq!(texts(&read(&path, &q).unwrap()), ["b"]);
     }
 
+    fn compressed(max_files: u32) -> Rotation {
+        // About five lines a file.
+        Rotation {
+            max_size: Some(400),
+            max_files,
+            compress: true,
+        }
+    }
+
+    fn numbers(entries: &[Entry]) -> Vec<u32> {
+        entries
+            .iter()
+            .map(|e| e.log[5..7].parse().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn rotated_files_are_gzipped_and_reading_spans_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut w = Writer::open(&path, compressed(3)).unwrap();
+        for i in 0..30 {
+            w.write(Stream::Stdout, format!("line {i:02}\n").as_bytes())
+                .unwrap();
+        }
+        w.finish().unwrap();
+        for n in 1..=2 {
+            assert!(!rotated(&path, n).exists(), "plain file {n} is left");
+            let gz = std::fs::read(gzipped(&path, n)).unwrap();
+            assert_eq!(gz[..2], [0x1f, 0x8b], "file {n} is not gzip");
+        }
+        assert!(!gzipped(&path, 3).exists() && !rotated(&path, 3).exists());
+        let all = read(&path, &Query::default()).unwrap();
+        let nums = numbers(&all);
+        assert_eq!(nums.last(), Some(&29));
+        assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "{nums:?}");
+        // The current file holds only a few lines: a tail of 8 reaches into the .gz files.
+        let current = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!(current < 8, "{current} lines in the current file");
+        let tail = Query {
+            tail: Some(8),
+            ..Query::default()
+        };
+        assert_eq!(
+            numbers(&read(&path, &tail).unwrap()),
+            (22..30).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_follower_goes_on_across_compressed_rotations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut w = Writer::open(&path, compressed(2)).unwrap();
+        w.write(Stream::Stdout, b"line 00\n").unwrap();
+        let tail = Query {
+            tail: Some(1),
+            ..Query::default()
+        };
+        let (first, mut follower) = read_and_follow(&path, &tail).unwrap();
+        assert_eq!(numbers(&first), [0]);
+        let mut seen = Vec::new();
+        for i in 1..40 {
+            w.write(Stream::Stdout, format!("line {i:02}\n").as_bytes())
+                .unwrap();
+            // Read after each line: at most one rotation between two reads.
+            seen.extend(numbers(&follower.read_new().unwrap()));
+        }
+        assert_eq!(seen, (1..40).collect::<Vec<_>>());
+        assert!(
+            gzipped(&path, 1).exists(),
+            "no compressed rotation happened"
+        );
+    }
+
+    #[test]
+    fn a_half_compressed_file_is_read_from_its_plain_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut w = Writer::open(&path, Rotation::default()).unwrap();
+        for i in 0..4 {
+            w.write(Stream::Stdout, format!("line {i:02}\n").as_bytes())
+                .unwrap();
+        }
+        w.finish().unwrap();
+        // As a shim that died while compressing file 1 leaves it: plain, and a .gz cut short.
+        std::fs::rename(&path, rotated(&path, 1)).unwrap();
+        compress_copy(&rotated(&path, 1), &gzipped(&path, 1));
+        let full = std::fs::read(gzipped(&path, 1)).unwrap();
+        std::fs::write(gzipped(&path, 1), &full[..full.len() / 2]).unwrap();
+        assert_eq!(
+            numbers(&read(&path, &Query::default()).unwrap()),
+            [0, 1, 2, 3]
+        );
+        // Without its plain copy, a cut .gz gives what it holds, and no error.
+        std::fs::remove_file(rotated(&path, 1)).unwrap();
+        let partial = numbers(&read(&path, &Query::default()).unwrap());
+        assert!(partial.len() < 4 && partial.iter().enumerate().all(|(i, n)| *n == i as u32));
+    }
+
+    /// `compress`, keeping the plain file.
+    fn compress_copy(plain: &Path, gz: &Path) {
+        let copy = plain.with_extension("copy");
+        std::fs::copy(plain, &copy).unwrap();
+        compress(&copy, gz).unwrap();
+    }
+
     #[test]
     fn max_file_zero_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -483,6 +691,7 @@ mod tests {
             Rotation {
                 max_size: Some(10),
                 max_files: 0,
+                ..Rotation::default()
             },
         )
         .err()

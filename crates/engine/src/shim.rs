@@ -4,7 +4,7 @@
 //! given another runtime, through that runtime's runc-style command line: see `oci`) with
 //! the container's stdout and stderr on pipes, says on its own stdout that the container
 //! runs (or why not),
-//! then copies the output into the container's json-file log, reaps the container, records
+//! then copies the output into the container's log (as its log driver says), reaps the container, records
 //! how it ended in `exit.json`, deletes the runtime's state and exits.
 //!
 //! Everything it knows is in its state directory, so a restarted daemon finds it there:
@@ -50,8 +50,9 @@ pub struct ShimSpec {
     pub runtime: Option<Oci>,
     /// The container's state directory: the shim's pid, log and exit record.
     pub dir: PathBuf,
-    pub log_max_size: Option<u64>,
-    pub log_max_files: u32,
+    /// How the log is written; none: nothing is kept (log driver `none`, and execs).
+    #[serde(default)]
+    pub log: Option<Rotation>,
     /// Where clients attach (and resize); none: no attaching after the start.
     #[serde(default)]
     pub socket: Option<PathBuf>,
@@ -313,12 +314,10 @@ fn serve(
     // output.
     let end = match spec.exec {
         None => {
-            let rotation = Rotation {
-                max_size: spec.log_max_size,
-                max_files: spec.log_max_files,
-            };
-            let log = logs::Writer::open(&spec.log_path(), rotation)?;
-            pump = pump.with_log(log, spec.log_path());
+            if let Some(rotation) = spec.log {
+                let log = logs::Writer::open(&spec.log_path(), rotation)?;
+                pump = pump.with_log(log, spec.log_path());
+            }
             None
         }
         Some(_) => Some(pidfd(pid)?),

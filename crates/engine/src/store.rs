@@ -193,5 +193,55 @@ fn body(c: &Container) -> Result<String> {
 }
 
 fn parse(b: &str) -> Result<Container> {
-    serde_json::from_str(b).map_err(|e| Error::Invalid(format!("a stored container: {e}")))
+    let bad = |e: serde_json::Error| Error::Invalid(format!("a stored container: {e}"));
+    let mut v: serde_json::Value = serde_json::from_str(b).map_err(bad)?;
+    upgrade_log_options(&mut v["config"]);
+    serde_json::from_value(v).map_err(bad)
+}
+
+/// Records from before log drivers kept json-file's `log_max_size` (bytes) and
+/// `log_max_files`: as the options they were.
+fn upgrade_log_options(config: &mut serde_json::Value) {
+    let Some(c) = config.as_object_mut() else {
+        return;
+    };
+    let size = c.remove("log_max_size").filter(|v| !v.is_null());
+    let files = c.remove("log_max_files").filter(|v| !v.is_null());
+    if c.contains_key("log") || (size.is_none() && files.is_none()) {
+        return;
+    }
+    let mut options = serde_json::Map::new();
+    for (key, value) in [("max-size", size), ("max-file", files)] {
+        if let Some(v) = value {
+            options.insert(key.into(), v.to_string().into());
+        }
+    }
+    c.insert(
+        "log".into(),
+        serde_json::json!({"driver": "json-file", "options": options}),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_from_before_log_drivers_keep_their_rotation() {
+        let old = serde_json::json!({
+            "id": "0123456789abcdef".repeat(4),
+            "name": "old",
+            "config": {"image": "busybox", "log_max_size": 10000, "log_max_files": 3},
+            "state": crate::container::State::created(),
+            "created": "2026-01-01T00:00:00Z",
+        });
+        let c = parse(&old.to_string()).unwrap();
+        assert_eq!(c.config.log.driver, "json-file");
+        assert_eq!(c.config.log.options["max-size"], "10000");
+        assert_eq!(c.config.log.options["max-file"], "3");
+        let r = c.config.log.writer().unwrap().unwrap();
+        assert_eq!((r.max_size, r.max_files), (Some(10_000), 3));
+        // A new record reads back as written.
+        assert_eq!(parse(&body(&c).unwrap()).unwrap(), c);
+    }
 }

@@ -45,8 +45,7 @@ impl Fixture {
             bundle: bundle.to_path_buf(),
             runtime_root: self.dir.path().join("runtime"),
             dir: self.dir.path().join("containers").join(id),
-            log_max_size: None,
-            log_max_files: 1,
+            log: Some(Default::default()),
             ..Default::default()
         }
     }

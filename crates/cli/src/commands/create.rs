@@ -82,10 +82,10 @@ pub struct ContainerOpts {
     /// Add a host device to the container (/dev/x[:/dev/y[:rwm]])
     #[arg(long)]
     pub device: Vec<String>,
-    /// Logging driver for the container (json-file)
+    /// Logging driver for the container: json-file, local or none [default: the daemon's]
     #[arg(long)]
     pub log_driver: Option<String>,
-    /// Log driver options (max-size=10m, max-file=3)
+    /// Log driver options (max-size=10m, max-file=3, compress=true)
     #[arg(long)]
     pub log_opt: Vec<String>,
     /// Security options (no-new-privileges, seccomp=unconfined|PROFILE.json)
@@ -243,7 +243,8 @@ fn host_config(
             })?;
             opts.insert(k.to_string(), json!(v));
         }
-        let driver = o.log_driver.clone().unwrap_or_else(|| "json-file".into());
+        // No driver: the daemon's default, which the options then go with (as docker's CLI).
+        let driver = o.log_driver.clone().unwrap_or_default();
         hc["LogConfig"] = json!({"Type": driver, "Config": opts});
     }
     hc["Ulimits"] = json!(o
