@@ -23,9 +23,17 @@ use crate::streams::{self, Filters};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/containers/create", post(create))
-        .route("/containers/json", get(list))
-        .route("/containers/prune", post(prune))
+        // A container may be named like a fixed path ("json", "create", "prune"): DELETE on
+        // those paths removes it, as `{id}` would if the fixed route did not shadow it.
+        .route(
+            "/containers/create",
+            post(create).merge(remove_named("create")),
+        )
+        .route("/containers/json", get(list).merge(remove_named("json")))
+        .route(
+            "/containers/prune",
+            post(prune).merge(remove_named("prune")),
+        )
         .route("/containers/{id}/json", get(inspect))
         .route("/containers/{id}/start", post(start))
         .route("/containers/{id}/stop", post(stop))
@@ -308,6 +316,13 @@ async fn remove(
         .remove_with(&id, flag(&q.force), flag(&q.v))
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The removal of the container called `name`, for a fixed route that shadows `{id}`.
+fn remove_named(name: &'static str) -> axum::routing::MethodRouter<AppState> {
+    delete(move |state: State<AppState>, q: Query<RemoveQuery>| {
+        remove(state, Path(name.to_string()), q)
+    })
 }
 
 async fn prune(State(state): State<AppState>) -> ApiResult<Response> {

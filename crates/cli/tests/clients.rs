@@ -721,3 +721,17 @@ fn tcp_needs_tls_client_certificates() {
     assert!(err.contains("needs tlscacert, tlscert and tlskey"), "{err}");
     assert!(!scratch.path().join("root").exists(), "it made its root");
 }
+
+/// Containers named like the fixed paths under /containers ("json", "create", "prune") are
+/// removed by name like any other.
+#[test]
+fn containers_named_like_fixed_paths_are_removed_by_name() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    for name in ["json", "create", "prune"] {
+        d.docker_ok(&["create", "--name", name, "busybox", "true"]);
+        d.docker_ok(&["rm", name]);
+    }
+    assert!(d.docker_ok(&["ps", "-aq"]).trim().is_empty());
+    d.finish();
+}

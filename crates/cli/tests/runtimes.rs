@@ -335,5 +335,20 @@ fn default_runtime_runc() {
     d.docker_ok(&["pause", "plain"]);
     d.docker_ok(&["rm", "-f", "plain", "own"]);
     assert_runc_empty(&runc_root);
+    // And one on the built-in runtime (its kill thaws the frozen cgroup, as runc's does).
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        "berth",
+        "--name",
+        "bpaused",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    d.docker_ok(&["pause", "bpaused"]);
+    d.docker_ok(&["rm", "-f", "bpaused"]);
+    assert!(d.docker_ok(&["ps", "-aq"]).trim().is_empty());
     d.finish();
 }

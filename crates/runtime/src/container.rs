@@ -138,9 +138,16 @@ impl Runtime {
             for pid in self.pids_of(&record)? {
                 let _ = kill(Pid::from_raw(pid), signal);
             }
-            return Ok(());
+        } else {
+            kill(Pid::from_raw(record.pid), signal)
+                .context(|| format!("signal {signal} to {id}"))?;
         }
-        kill(Pid::from_raw(record.pid), signal).context(|| format!("signal {signal} to {id}"))
+        // A frozen task acts on SIGKILL only once thawed (cgroup v1's freezer): thaw it, as
+        // runc does, so killing a paused container ends it.
+        if status == Status::Paused && signal == Signal::SIGKILL {
+            cgroup_of(&record)?.thaw()?;
+        }
+        Ok(())
     }
 
     /// Removes a stopped container (any container with `force`): kills what is left, removes
