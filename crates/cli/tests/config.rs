@@ -349,3 +349,90 @@ fn sighup_applies_mirrors_and_debug_and_a_bad_file_keeps_the_running_configurati
     let _ = registry.wait();
     d.finish();
 }
+
+#[test]
+fn sockets_group_pidfile_firewall_switch_and_seccomp_profile_take_effect() {
+    let d = Daemon::start_with(|dir| {
+        let profile = dir.join("seccomp.json");
+        std::fs::write(
+            &profile,
+            r#"{"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+        )
+        .expect("write the profile");
+        let config = dir.join("daemon.json");
+        let json = serde_json::json!({
+            "iptables": false,
+            "group": "nogroup",
+            "seccomp-profile": profile,
+        });
+        std::fs::write(&config, json.to_string()).expect("write daemon.json");
+        vec![
+            "--config-file".into(),
+            config.display().to_string(),
+            "-H".into(),
+            format!("unix://{}", dir.join("second.sock").display()),
+        ]
+    });
+    d.import_busybox("busybox:latest");
+
+    // A second socket serves the same API; both are the configured group's.
+    let second = d.dir().join("second.sock");
+    let out = Command::new(common::DOCKER)
+        .args([
+            "-H",
+            &format!("unix://{}", second.display()),
+            "images",
+            "-q",
+        ])
+        .env("DOCKER_CONFIG", d.dir().join("docker-config"))
+        .output()
+        .expect("docker");
+    assert!(out.status.success() && !out.stdout.is_empty(), "{out:?}");
+    let nogroup = nix::unistd::Group::from_name("nogroup")
+        .expect("group lookup")
+        .expect("nogroup exists")
+        .gid;
+    for socket in [&d.socket, &second] {
+        let meta = std::fs::metadata(socket).expect("socket");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(meta.gid(), nogroup.as_raw(), "{}", socket.display());
+        assert_eq!(meta.mode() & 0o777, 0o660, "{}", socket.display());
+    }
+
+    // The pid file (under the exec root by default) names the daemon.
+    let pid = std::fs::read_to_string(d.dir().join("run").join("berth.pid")).expect("pid file");
+    assert_eq!(pid.trim(), d.pid().to_string());
+
+    // iptables=false: publishing a port programs no firewall at all.
+    d.docker_ok(&[
+        "run", "-d", "--name", "web", "-p", "8080:80", "busybox", "sleep", "300",
+    ]);
+    let tables = d.in_netns(&["nft", "list", "tables"]);
+    let tables = String::from_utf8_lossy(&tables.stdout).into_owned();
+    assert!(
+        !tables.contains("berth"),
+        "a firewall table with iptables=false: {tables}"
+    );
+    d.docker_ok(&["rm", "-f", "web"]);
+
+    // The daemon's seccomp profile is every container's that names none.
+    let denied = d.docker(&["run", "--rm", "busybox", "mkdir", "/x"]);
+    assert!(
+        !denied.status.success(),
+        "mkdir ran under a profile denying it"
+    );
+    let allowed = run_out(
+        &d,
+        &[
+            "--security-opt",
+            "seccomp=unconfined",
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir /x && echo made",
+        ],
+    );
+    assert_eq!(allowed.trim(), "made");
+    d.finish();
+}
