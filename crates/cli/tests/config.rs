@@ -259,11 +259,16 @@ fn bad_configurations_are_refused_in_one_line_and_change_nothing() {
     );
 }
 
-/// A docker-registry on 127.0.0.1:5000 in the daemon's network namespace, storing under `dir`.
+/// A docker-registry on 127.0.0.1:5000 in the daemon's network namespace.
 fn registry(d: &Daemon) -> Child {
+    registry_at(d, "127.0.0.1:5000")
+}
+
+/// A docker-registry on `addr` in the daemon's network namespace, storing under its directory.
+fn registry_at(d: &Daemon, addr: &str) -> Child {
     let dir = d.dir();
     let config = format!(
-        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:5000\n",
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
         dir.join("registry").display()
     );
     std::fs::write(dir.join("registry.yml"), config).expect("registry config");
@@ -276,12 +281,12 @@ fn registry(d: &Daemon) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("start docker-registry");
+    let (host, port) = addr.split_once(':').expect("host:port");
+    let probe = format!("echo > /dev/tcp/{host}/{port}");
     let up = eventually(Duration::from_secs(30), || {
-        d.in_netns(&["bash", "-c", "echo > /dev/tcp/127.0.0.1/5000"])
-            .status
-            .success()
+        d.in_netns(&["bash", "-c", &probe]).status.success()
     });
-    assert!(up, "docker-registry did not listen on 127.0.0.1:5000");
+    assert!(up, "docker-registry did not listen on {addr}");
     child
 }
 
@@ -434,5 +439,43 @@ fn sockets_group_pidfile_firewall_switch_and_seccomp_profile_take_effect() {
         ],
     );
     assert_eq!(allowed.trim(), "made");
+    d.finish();
+}
+
+#[test]
+fn ipv6_masquerade_switch_and_insecure_registry_cidrs_take_effect() {
+    let d = daemon_with(
+        r#"{
+            "ipv6": true,
+            "fixed-cidr-v6": "fd00:77::/64",
+            "ip-masq": false,
+            "insecure-registries": ["10.55.0.0/24"]
+        }"#,
+    );
+    d.import_busybox("busybox:latest");
+
+    // The default bridge is dual-stack from fixed-cidr-v6.
+    let addrs = run_out(&d, &["busybox", "ip", "-6", "addr", "show", "dev", "eth0"]);
+    assert!(addrs.contains("inet6 fd00:77::"), "{addrs}");
+
+    // ip-masq=false: nothing leaving the default bridge is masqueraded.
+    let ruleset = d.in_netns(&["nft", "list", "table", "inet", "berth"]);
+    let ruleset = String::from_utf8_lossy(&ruleset.stdout).into_owned();
+    assert!(ruleset.contains("table inet berth"), "{ruleset}");
+    assert!(
+        !ruleset.contains("oifname != \"berth0\" masquerade"),
+        "{ruleset}"
+    );
+
+    // A registry at an address inside an insecure CIDR is reached over plain HTTP.
+    let added = d.in_netns(&["ip", "addr", "add", "10.55.0.1/32", "dev", "lo"]);
+    assert!(added.status.success(), "{added:?}");
+    let mut registry = registry_at(&d, "10.55.0.1:5000");
+    d.docker_ok(&["tag", "busybox:latest", "10.55.0.1:5000/team/bb:1"]);
+    d.docker_ok(&["push", "10.55.0.1:5000/team/bb:1"]);
+    d.docker_ok(&["rmi", "10.55.0.1:5000/team/bb:1"]);
+    d.docker_ok(&["pull", "10.55.0.1:5000/team/bb:1"]);
+    let _ = registry.kill();
+    let _ = registry.wait();
     d.finish();
 }
