@@ -151,6 +151,21 @@ fn container_defaults_apply_where_a_container_says_nothing() {
         "the cgroup namespace is the host's: {out}"
     );
 
+    // The default init is the built-in runtime's: runc's containers run without one.
+    let out = run_out(
+        &d,
+        &[
+            "--runtime",
+            "runc",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline",
+        ],
+    );
+    // (sh execs its last command, so with no init PID 1 is cat itself.)
+    assert!(out.starts_with("cat\0"), "PID 1 under runc: {out:?}");
+
     // A container's own choices win.
     let script = "ulimit -n; grep NoNewPrivs /proc/self/status";
     let out = run_out(

@@ -20,6 +20,7 @@ pub struct Defaults {
     /// Replaces berth's built-in profile for containers that do not choose one.
     pub seccomp: Option<Seccomp>,
     pub no_new_privileges: bool,
+    /// Run berth's init in containers of the built-in runtime that do not choose.
     pub init: bool,
 }
 
@@ -59,7 +60,7 @@ impl Defaults {
             s.seccomp = profile.clone();
         }
         s.no_new_privileges.get_or_insert(self.no_new_privileges);
-        config.init.get_or_insert(self.init);
+        // `init` is filled once the container's runtime is known (the engine's create).
     }
 }
 
@@ -115,7 +116,6 @@ mod tests {
         assert_eq!(c.cgroupns, Some(CgroupnsMode::Private));
         assert_eq!(c.security.seccomp, Seccomp::Unconfined);
         assert_eq!(c.security.no_new_privileges, Some(false));
-        assert_eq!(c.init, Some(true));
     }
 
     #[test]

@@ -415,6 +415,12 @@ impl Engine {
         crate::limits::check(&config.security, &config.resources)?;
         let (known, default) = self.known_runtimes();
         config.runtime = runtimes::resolve(&known, &default, &config.runtime)?;
+        // The daemon's `init` default is the built-in runtime's reaper: containers of other
+        // runtimes that did not ask for an init run without one.
+        let built_in = config.runtime == runtimes::BUILT_IN;
+        config
+            .init
+            .get_or_insert(self.settings.defaults.init && built_in);
         if config.init == Some(true) && config.runtime != runtimes::BUILT_IN {
             // berth's --init is the built-in runtime's own reaper; another runtime would
             // silently run the container without it.
