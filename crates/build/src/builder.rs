@@ -624,7 +624,11 @@ impl Builder<'_> {
             .line(&format!("Successfully built {}\n", id.short()));
         for t in &self.opts.tags {
             self.images.tag(&id.to_string(), t)?;
-            self.out.line(&format!("Successfully tagged {t}\n"));
+            // As Docker says it: `app:latest` for `-t app`.
+            let shown = t
+                .parse::<berth_image::Reference>()
+                .map_or_else(|_| t.clone(), |r| r.familiar());
+            self.out.line(&format!("Successfully tagged {shown}\n"));
         }
         self.out.built(&id.to_string());
         Ok(id)

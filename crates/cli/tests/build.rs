@@ -189,11 +189,20 @@ fn every_instruction_the_cache_and_intermediate_images() {
         "{history}"
     );
 
-    // Unchanged: every step from the cache, the same image.
-    let again = berth_ok(&d, &["build", "-t", "every:1", dir]);
+    // Unchanged: every step from the cache, the same image; a tag without one is :latest,
+    // and --iidfile gets the id.
+    let iidfile = ctx.path().join("iid");
+    let iid = iidfile.to_str().expect("utf-8");
+    let again = berth_ok(&d, &["build", "-t", "every", "--iidfile", iid, dir]);
     assert_eq!(count(&again, " ---> Running in "), 0, "{again}");
     assert_eq!(count(&again, " ---> Using cache"), 10, "{again}");
-    assert_eq!(inspect(&d, "every:1")["Id"], img["Id"]);
+    assert!(
+        again.contains("Successfully tagged every:latest\n"),
+        "{again}"
+    );
+    assert_eq!(inspect(&d, "every:latest")["Id"], img["Id"]);
+    let written = std::fs::read_to_string(&iidfile).expect("the iidfile");
+    assert_eq!(serde_json::json!(written.trim()), img["Id"]);
 
     // A copied file changed: the steps before it come from the cache, the rest run.
     write(ctx.path(), "data/d.txt", "data changed\n");
@@ -221,7 +230,10 @@ fn every_instruction_the_cache_and_intermediate_images() {
         count(&all, "\n") > count(&listed, "\n"),
         "images -a shows intermediates:\n{all}\nimages:\n{listed}"
     );
-    berth_ok(&d, &["rmi", "every:1", "every:2", fresh.trim()]);
+    berth_ok(
+        &d,
+        &["rmi", "every:1", "every:latest", "every:2", fresh.trim()],
+    );
     assert_eq!(
         berth_ok(&d, &["images", "-aq"]).lines().count(),
         1,
