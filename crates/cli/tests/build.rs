@@ -392,3 +392,31 @@ fn the_docker_cli_classic_builder_makes_the_same_image() {
     d.docker_ok(&["rmi", "same:berth", "same:docker"]);
     d.finish();
 }
+
+#[test]
+fn run_network_none_has_only_loopback_and_the_default_has_the_bridge() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let ctx = tempfile::tempdir().expect("context");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN --network=none ip -o link | grep -v ': lo:' | wc -l > /none\n\
+         RUN ip -o link | grep -v ': lo:' | wc -l > /bridge\n\
+         CMD cat /none /bridge\n",
+    );
+    let dir = ctx.path().to_str().expect("utf-8");
+    berth_ok(&d, &["build", "-t", "nets:1", dir]);
+    let counts: Vec<String> = berth_ok(&d, &["run", "--rm", "nets:1"])
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
+    assert_eq!(
+        counts,
+        ["0", "1"],
+        "interfaces besides lo: none, then the bridge's eth0"
+    );
+    berth_ok(&d, &["rmi", "nets:1"]);
+    d.finish();
+}
