@@ -103,7 +103,11 @@ fn reference(q: &CommitQuery) -> ApiResult<Vec<String>> {
     let name = match (repo, tag) {
         (Some(r), Some(t)) => format!("{r}:{t}"),
         (Some(r), None) => r.to_string(),
-        (None, Some(_)) => return Err(ApiError::bad_request("a tag needs a repository: give repo=…")),
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "a tag needs a repository: give repo=…",
+            ))
+        }
         (None, None) => return Ok(Vec::new()),
     };
     // Checked before any work, so a bad name leaves nothing behind.
@@ -172,11 +176,16 @@ fn image_config(
         .cloned()
         .unwrap_or_default();
     container_fields(&mut run, c);
-    for layer in body.and_then(Value::as_object).into_iter().chain(overrides.as_object()) {
+    for layer in body
+        .and_then(Value::as_object)
+        .into_iter()
+        .chain(overrides.as_object())
+    {
         merge(&mut run, layer);
     }
     let now = crate::convert::docker_time(Some(time::OffsetDateTime::now_utc()));
-    let mut entry = json!({ "created": now, "created_by": c.config.args().unwrap_or_default().join(" ") });
+    let mut entry =
+        json!({ "created": now, "created_by": c.config.args().unwrap_or_default().join(" ") });
     if !notes.comment.is_empty() {
         entry["comment"] = json!(notes.comment);
     }
@@ -199,8 +208,14 @@ fn container_fields(run: &mut Map<String, Value>, c: &Container) {
     run.insert("Cmd".into(), json!(cfg.cmd));
     run.insert("Entrypoint".into(), nullable(&cfg.entrypoint));
     run.insert("Env".into(), json!(cfg.env));
-    run.insert("WorkingDir".into(), json!(cfg.workdir.clone().unwrap_or_default()));
-    run.insert("User".into(), json!(cfg.security.user.clone().unwrap_or_default()));
+    run.insert(
+        "WorkingDir".into(),
+        json!(cfg.workdir.clone().unwrap_or_default()),
+    );
+    run.insert(
+        "User".into(),
+        json!(cfg.security.user.clone().unwrap_or_default()),
+    );
     if let Some(s) = &cfg.stop_signal {
         run.insert("StopSignal".into(), json!(s));
     }
@@ -277,7 +292,10 @@ mod tests {
             "EXPOSE 53/udp".to_string(),
         ])
         .unwrap();
-        let notes = Notes { comment: "msg".into(), author: "me".into() };
+        let notes = Notes {
+            comment: "msg".into(),
+            author: "me".into(),
+        };
         let doc = image_config(&parent, &container(), Some(&body), &changes, &notes);
         let run = &doc["config"];
         assert_eq!(run["Cmd"], json!(["cat", "/added"]));
@@ -288,7 +306,10 @@ mod tests {
         assert_eq!(doc["author"], "me");
         assert_eq!(doc["history"][1]["comment"], "msg");
         assert_eq!(doc["history"][1]["created_by"], "sh");
-        assert!(doc.get("rootfs").is_none(), "the store fills it from the layers");
+        assert!(
+            doc.get("rootfs").is_none(),
+            "the store fills it from the layers"
+        );
     }
 
     #[test]

@@ -25,8 +25,8 @@ impl Engine {
     pub fn write_changes_layer(&self, c: &Container, out: &Path) -> Result<()> {
         let (upper, lowers) = self.layers_of(c)?.ok_or_else(|| no_image(c))?;
         let skip = changes::runtime_leftovers(&upper, &lowers)?;
-        let file =
-            std::fs::File::create(out).map_err(|e| Error::io(format!("create {}", out.display()), e))?;
+        let file = std::fs::File::create(out)
+            .map_err(|e| Error::io(format!("create {}", out.display()), e))?;
         berth_image::diff::write_layer_except(&upper, &skip, std::io::BufWriter::new(file))?;
         Ok(())
     }

@@ -60,7 +60,13 @@ pub struct Change {
 pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>> {
     let skip = runtime_leftovers(upper, lowers)?;
     let mut out = Vec::new();
-    Walk { upper, lowers, skip: &skip, out: &mut out }.dir("")?;
+    Walk {
+        upper,
+        lowers,
+        skip: &skip,
+        out: &mut out,
+    }
+    .dir("")?;
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
@@ -134,7 +140,8 @@ impl Walk<'_> {
         if opaque {
             self.hidden(rel)?;
         }
-        let own = meta.mode() != below.mode() || meta.uid() != below.uid() || meta.gid() != below.gid();
+        let own =
+            meta.mode() != below.mode() || meta.uid() != below.uid() || meta.gid() != below.gid();
         if opaque || own || self.out.len() > before {
             self.push(rel, Kind::Modified);
         }
@@ -303,7 +310,14 @@ mod tests {
         let got = changes(upper.path(), &[lower.path().to_path_buf()]).unwrap();
         assert_eq!(
             listed(&got),
-            ["A /added", "C /etc", "C /etc/passwd", "A /new", "A /new/dir", "A /new/dir/file"]
+            [
+                "A /added",
+                "C /etc",
+                "C /etc/passwd",
+                "A /new",
+                "A /new/dir",
+                "A /new/dir/file"
+            ]
         );
     }
 
@@ -318,7 +332,10 @@ mod tests {
             std::fs::create_dir(upper.path().join(d)).unwrap();
         }
         let lowers = [lower.path().to_path_buf()];
-        assert_eq!(listed(&changes(upper.path(), &lowers).unwrap()), Vec::<String>::new());
+        assert_eq!(
+            listed(&changes(upper.path(), &lowers).unwrap()),
+            Vec::<String>::new()
+        );
         // Written to by the container: its own.
         write(upper.path(), "etc/hostname", "mine");
         assert_eq!(
@@ -339,7 +356,10 @@ mod tests {
         whiteout(upper.path(), "etc/gone");
         whiteout(high.path(), "etc/old");
         let lowers = [high.path().to_path_buf(), low.path().to_path_buf()];
-        assert!(lower_entry(&lowers, "etc/old").is_none(), "deleted in a higher layer");
+        assert!(
+            lower_entry(&lowers, "etc/old").is_none(),
+            "deleted in a higher layer"
+        );
         assert!(lower_entry(&lowers, "etc/gone").is_some());
         let got = changes(upper.path(), &lowers).unwrap();
         assert_eq!(listed(&got), ["C /etc", "D /etc/gone"]);

@@ -31,7 +31,15 @@ pub fn write_layer(upper: &Path, out: impl Write) -> Result<()> {
 pub fn write_layer_except(upper: &Path, skip: &HashSet<String>, out: impl Write) -> Result<()> {
     let mut tar = tar::Builder::new(out);
     let mut links = HashMap::new();
-    walk(&mut tar, upper, "", &mut Walked { links: &mut links, skip })?;
+    walk(
+        &mut tar,
+        upper,
+        "",
+        &mut Walked {
+            links: &mut links,
+            skip,
+        },
+    )?;
     tar.into_inner()
         .and_then(|mut w| w.flush())
         .map_err(Error::io("finish layer tar"))

@@ -59,9 +59,7 @@ pub async fn commit(client: &Client, a: CommitArgs) -> Result<()> {
     ];
     pairs.extend(a.change.into_iter().map(|c| ("changes", c)));
     let path = format!("/commit{}", query(&pairs));
-    let answer: Value = client
-        .json(hyper::Method::POST, &path, Body::Empty)
-        .await?;
+    let answer: Value = client.json(hyper::Method::POST, &path, Body::Empty).await?;
     println!("{}", answer["Id"].as_str().unwrap_or_default());
     Ok(())
 }
@@ -80,7 +78,10 @@ mod tests {
     fn references_split_at_the_tag_not_the_port() {
         assert_eq!(super::split_reference("img:1"), ("img", "1"));
         assert_eq!(super::split_reference("reg:5000/img"), ("reg:5000/img", ""));
-        assert_eq!(super::split_reference("reg:5000/img:2"), ("reg:5000/img", "2"));
+        assert_eq!(
+            super::split_reference("reg:5000/img:2"),
+            ("reg:5000/img", "2")
+        );
         assert_eq!(super::split_reference(""), ("", ""));
     }
 }
