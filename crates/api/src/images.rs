@@ -384,7 +384,7 @@ async fn spool(images: &ImageService, body: Body) -> ApiResult<tempfile::NamedTe
 }
 
 /// Every value of a query parameter that may repeat (`changes=…&changes=…`).
-fn query_values(query: Option<&str>, key: &str) -> Vec<String> {
+pub(crate) fn query_values(query: Option<&str>, key: &str) -> Vec<String> {
     form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .filter(|(k, _)| k == key)
         .map(|(_, v)| v.into_owned())

@@ -5,6 +5,7 @@
 
 mod build;
 mod changes;
+mod commit;
 mod containers;
 mod convert;
 mod error;

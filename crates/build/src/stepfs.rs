@@ -9,19 +9,8 @@ use berth_image::{Digest, ImageService};
 
 use crate::error::{io_err, Result};
 
-/// Paths a container's runtime makes as mount points when the image lacks them (the
-/// kernel filesystems and the files the network sandbox bind-mounts). They are not the
-/// step's doing, so they are taken out of its layer, as Docker's init layer keeps them
-/// out of its diffs. Deepest first, so a directory is emptied before it is looked at.
-const MOUNT_POINTS: &[&str] = &[
-    "etc/hosts",
-    "etc/hostname",
-    "etc/resolv.conf",
-    "etc",
-    "proc",
-    "sys",
-    "dev",
-];
+/// The runtime's mount points: not the step's doing, so taken out of its layer.
+use berth_image::changes::RUNTIME_MOUNT_POINTS as MOUNT_POINTS;
 
 pub struct StepFs {
     merged: PathBuf,

@@ -64,6 +64,10 @@ pub(crate) enum Cmd {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(commands::commit::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(commands::commit::CommitArgs),
     /// Rename a container
     Rename { container: String, new_name: String },
     /// Display the running processes of a container
@@ -254,6 +258,8 @@ async fn run_cmd(c: &Client, cmd: Cmd) -> Result<()> {
         Cmd::Attach(a) => ctr::attach(c, a).await,
         Cmd::Inspect(a) => system::inspect(c, a).await,
         Cmd::Wait { containers } => ctr::wait(c, &containers).await,
+        Cmd::Diff(a) => commands::commit::diff(c, a).await,
+        Cmd::Commit(a) => commands::commit::commit(c, a).await,
         Cmd::Rename {
             container,
             new_name,

@@ -6,6 +6,7 @@
 //! command line).
 
 pub mod attach;
+pub mod changes;
 pub mod container;
 pub mod defaults;
 pub mod engine;

@@ -6,7 +6,7 @@
 //! with `.wh.<name>` and `.wh..wh..opq` files. Nothing here follows a symlink: the upper
 //! directory holds whatever the container wrote.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CString, OsStr};
 use std::fs::{File, Metadata};
 use std::io::Write;
@@ -23,12 +23,33 @@ const OPAQUE: &[u8] = b"trusted.overlay.opaque";
 
 /// Writes the changes held in `upper` as an uncompressed layer tar to `out`.
 pub fn write_layer(upper: &Path, out: impl Write) -> Result<()> {
+    write_layer_except(upper, &HashSet::new(), out)
+}
+
+/// As [`write_layer`], leaving out the entries at the paths in `skip` (relative to
+/// `upper`, as `etc/hosts`): what the runtime made rather than the container.
+pub fn write_layer_except(upper: &Path, skip: &HashSet<String>, out: impl Write) -> Result<()> {
     let mut tar = tar::Builder::new(out);
     let mut links = HashMap::new();
-    walk(&mut tar, upper, "", &mut links)?;
+    walk(
+        &mut tar,
+        upper,
+        "",
+        &mut Walked {
+            links: &mut links,
+            skip,
+        },
+    )?;
     tar.into_inner()
         .and_then(|mut w| w.flush())
         .map_err(Error::io("finish layer tar"))
+}
+
+/// What a walk carries along: the first path of each hard-linked inode, and the paths to
+/// leave out.
+struct Walked<'a> {
+    links: &'a mut HashMap<(u64, u64), String>,
+    skip: &'a HashSet<String>,
 }
 
 /// Appends the entries of directory `dir` (at `rel` in the layer), sorted by name so that
@@ -37,7 +58,7 @@ fn walk<W: Write>(
     tar: &mut tar::Builder<W>,
     dir: &Path,
     rel: &str,
-    links: &mut HashMap<(u64, u64), String>,
+    walked: &mut Walked<'_>,
 ) -> Result<()> {
     let read = std::fs::read_dir(dir).map_err(Error::io(format!("read {}", dir.display())))?;
     let mut names: Vec<_> = read
@@ -50,7 +71,10 @@ fn walk<W: Write>(
         let meta = std::fs::symlink_metadata(&path)
             .map_err(Error::io(format!("stat {}", path.display())))?;
         let entry = join(rel, &name);
-        append(tar, &path, &entry, &meta, links)?;
+        if walked.skip.contains(&entry) {
+            continue;
+        }
+        append(tar, &path, &entry, &meta, walked)?;
     }
     Ok(())
 }
@@ -69,7 +93,7 @@ fn append<W: Write>(
     path: &Path,
     entry: &str,
     meta: &Metadata,
-    links: &mut HashMap<(u64, u64), String>,
+    walked: &mut Walked<'_>,
 ) -> Result<()> {
     let kind = meta.file_type();
     let failed = |what: &str| Error::io(format!("{what} {}", path.display()));
@@ -98,7 +122,7 @@ fn append<W: Write>(
         if opaque {
             whiteout(tar, &format!("{entry}/.wh..wh..opq"), meta)?;
         }
-        return walk(tar, path, entry, links);
+        return walk(tar, path, entry, walked);
     }
     if kind.is_symlink() {
         let target = std::fs::read_link(path).map_err(failed("read link"))?;
@@ -108,12 +132,14 @@ fn append<W: Write>(
             .map_err(failed("add"));
     }
     if meta.nlink() > 1 && !kind.is_dir() {
-        if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+        if let Some(first) = walked.links.get(&(meta.dev(), meta.ino())) {
             h.set_entry_type(EntryType::Link);
             h.set_size(0);
             return tar.append_link(&mut h, entry, first).map_err(failed("add"));
         }
-        links.insert((meta.dev(), meta.ino()), entry.to_string());
+        walked
+            .links
+            .insert((meta.dev(), meta.ino()), entry.to_string());
     }
     if kind.is_file() {
         h.set_entry_type(EntryType::Regular);

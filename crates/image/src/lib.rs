@@ -14,6 +14,7 @@
 //! message says what to do next.
 
 pub mod archive;
+pub mod changes;
 pub mod commit;
 pub mod diff;
 pub mod digest;

@@ -1,6 +1,7 @@
 //! The commands, one module per kind of object the API serves.
 
 pub mod build;
+pub mod commit;
 pub mod container;
 pub mod create;
 pub mod image;
