@@ -246,6 +246,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::system::routes())
         .merge(crate::containers::routes())
+        .merge(crate::archive::routes())
         .merge(crate::images::routes())
         .merge(crate::build::routes())
         .merge(crate::networks::routes())

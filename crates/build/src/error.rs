@@ -54,7 +54,7 @@ pub enum Error {
     Invalid(String),
 
     /// A path `docker cp` names that is not in the container (Docker's 404).
-    #[error("Could not find the file {0} in container")]
+    #[error("Could not find the file {0} in the container")]
     PathNotFound(String),
 
     /// A step that failed (a RUN's non-zero exit).
