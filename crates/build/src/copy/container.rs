@@ -156,21 +156,35 @@ pub fn go_file_mode(st_mode: u32) -> u32 {
 /// entries named from the path's last name (`dir/.`: the directory's own entry is `./`,
 /// its contents are named as they are).
 pub fn archive_path(rootfs: &Path, path: &str, out: impl Write) -> Result<()> {
+    archive_path_as(rootfs, path, None, out)
+}
+
+/// `archive_path` with the entries named from `rename` instead (`docker cp` to a new
+/// name): for `dir/.`, the directory's entry is `rename` and its contents are under it.
+pub fn archive_path_as(
+    rootfs: &Path,
+    path: &str,
+    rename: Option<&str>,
+    out: impl Write,
+) -> Result<()> {
     let root = open_root(rootfs)?;
     let at = Located::find(&root, path)?;
     let mut tar = tar::Builder::new(out);
-    if at.name == "." {
-        let meta = at.metadata().map_err(io_err("stat", &at.shown))?;
-        let mut header = header_for(&meta);
-        set_raw_name(&mut header, b"./");
-        header.set_cksum();
-        tar.append(&header, io::empty())
-            .map_err(io_err("archive", &at.shown))?;
-        let dir = open_subdir(&at.dir, OsStr::new("."), &at.shown)?;
-        append_children(&mut tar, &dir, Path::new(""), &at.shown)?;
-    } else {
-        let name = PathBuf::from(&at.name);
-        append_entry(&mut tar, &at.dir, &at.name, &name, &at.shown)?;
+    match (at.name == ".", rename) {
+        (true, None) => {
+            let meta = at.metadata().map_err(io_err("stat", &at.shown))?;
+            let mut header = header_for(&meta);
+            set_raw_name(&mut header, b"./");
+            header.set_cksum();
+            tar.append(&header, io::empty())
+                .map_err(io_err("archive", &at.shown))?;
+            let dir = open_subdir(&at.dir, OsStr::new("."), &at.shown)?;
+            append_children(&mut tar, &dir, Path::new(""), &at.shown)?;
+        }
+        (_, rename) => {
+            let name = PathBuf::from(rename.map_or(at.name.as_os_str(), OsStr::new));
+            append_entry(&mut tar, &at.dir, &at.name, &name, &at.shown)?;
+        }
     }
     tar.into_inner()
         .and_then(|mut w| w.flush())

@@ -78,6 +78,12 @@ fn archives_are_named_from_the_last_name() {
     archive_path(root.path(), "/app/.", &mut out).unwrap();
     assert_eq!(names(&out), ["./", "a.txt", "sub", "sub/b.txt"]);
     let mut out = Vec::new();
+    archive_path_as(root.path(), "/app/.", Some("new"), &mut out).unwrap();
+    assert_eq!(names(&out), ["new", "new/a.txt", "new/sub", "new/sub/b.txt"]);
+    let mut out = Vec::new();
+    archive_path_as(root.path(), "/app/a.txt", Some("b"), &mut out).unwrap();
+    assert_eq!(names(&out), ["b"]);
+    let mut out = Vec::new();
     archive_path(root.path(), "/evil", &mut out).unwrap();
     let mut archive = tar::Archive::new(out.as_slice());
     let entry = archive.entries().unwrap().next().unwrap().unwrap();
