@@ -79,7 +79,10 @@ fn archives_are_named_from_the_last_name() {
     assert_eq!(names(&out), ["./", "a.txt", "sub", "sub/b.txt"]);
     let mut out = Vec::new();
     archive_path_as(root.path(), "/app/.", Some("new"), &mut out).unwrap();
-    assert_eq!(names(&out), ["new", "new/a.txt", "new/sub", "new/sub/b.txt"]);
+    assert_eq!(
+        names(&out),
+        ["new", "new/a.txt", "new/sub", "new/sub/b.txt"]
+    );
     let mut out = Vec::new();
     archive_path_as(root.path(), "/app/a.txt", Some("b"), &mut out).unwrap();
     assert_eq!(names(&out), ["b"]);

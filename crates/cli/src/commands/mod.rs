@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod container;
+pub mod copy;
 pub mod create;
 pub mod image;
 pub mod network;
