@@ -43,8 +43,10 @@ pub struct PathStat {
 struct Located {
     dir: OwnedFd,
     dir_rel: Vec<u8>,
-    /// `.` for the directory itself (`dir/.`, `/`).
+    /// `.` for the directory itself (`dir/.`, `dir/`, `/`).
     name: OsString,
+    /// The name Docker reports and archives it as (`.` for `dir/.`, `/` for the root).
+    base: String,
     shown: String,
 }
 
@@ -56,7 +58,16 @@ impl Located {
             ));
         }
         let cleaned = clean(&format!("/{path}"));
-        let whole_dir = path.ends_with("/.") || path == "." || cleaned == "/";
+        let contents = path.ends_with("/.") || path == ".";
+        // `dir/` follows a symlink `dir` as Docker does: the directory itself is meant.
+        let whole_dir = contents || cleaned == "/" || path.ends_with('/');
+        let base = match cleaned.rsplit_once('/') {
+            _ if contents => ".",
+            _ if cleaned == "/" => "/",
+            Some((_, name)) => name,
+            None => &cleaned,
+        }
+        .to_string();
         let (dir_rel, name) = if whole_dir {
             (cleaned.trim_start_matches('/').to_string(), ".".to_string())
         } else {
@@ -65,6 +76,9 @@ impl Located {
         };
         let missing = || Error::PathNotFound(path.to_string());
         let dir = in_root::open_dir(root, dir_rel.as_bytes()).map_err(|e| match e {
+            Errno::ENOTDIR if path.ends_with('/') => {
+                Error::Invalid(format!("{path} is not a directory: drop the trailing /"))
+            }
             Errno::ENOENT | Errno::ENOTDIR => missing(),
             e => io_err("open", &cleaned)(e),
         })?;
@@ -72,17 +86,13 @@ impl Located {
             dir,
             dir_rel: dir_rel.into_bytes(),
             name: name.into(),
+            base,
             shown: cleaned,
         };
-        let meta = located.metadata().map_err(|e| match e.raw_os_error() {
+        located.metadata().map_err(|e| match e.raw_os_error() {
             Some(libc::ENOENT) => missing(),
             _ => Error::io(format!("stat {}", located.shown), e),
         })?;
-        if path.ends_with('/') && !meta.is_dir() {
-            return Err(Error::Invalid(format!(
-                "{path} is not a directory: drop the trailing /"
-            )));
-        }
         Ok(located)
     }
 
@@ -114,13 +124,8 @@ pub fn stat_path(rootfs: &Path, path: &str) -> Result<PathStat> {
     } else {
         String::new()
     };
-    let name = if at.shown == "/" && at.name == "." && !path.ends_with("/.") {
-        "/".to_string()
-    } else {
-        at.name.to_string_lossy().into_owned()
-    };
     Ok(PathStat {
-        name,
+        name: at.base.clone(),
         size: meta.size(),
         mode: go_file_mode(meta.mode()),
         mtime: (meta.mtime(), meta.mtime_nsec() as u32),
@@ -170,6 +175,8 @@ pub fn archive_path_as(
     let root = open_root(rootfs)?;
     let at = Located::find(&root, path)?;
     let mut tar = tar::Builder::new(out);
+    // `dir/` is archived as `dir`, `/` as `.` with its contents.
+    let rename = rename.or((at.base != "." && at.base != "/").then_some(at.base.as_str()));
     match (at.name == ".", rename) {
         (true, None) => {
             let meta = at.metadata().map_err(io_err("stat", &at.shown))?;

@@ -51,6 +51,9 @@ fn stat_reports_go_modes_and_link_targets() {
     );
     assert_eq!(stat_path(root.path(), "/").unwrap().name, "/");
     assert_eq!(stat_path(root.path(), "/app/.").unwrap().name, ".");
+    let followed = stat_path(root.path(), "/evil/").unwrap();
+    assert_eq!(followed.name, "evil", "a trailing / follows the link");
+    assert_eq!(followed.mode & (1 << 31), 1 << 31);
 }
 
 #[test]
@@ -86,6 +89,12 @@ fn archives_are_named_from_the_last_name() {
     let mut out = Vec::new();
     archive_path_as(root.path(), "/app/a.txt", Some("b"), &mut out).unwrap();
     assert_eq!(names(&out), ["b"]);
+    let mut out = Vec::new();
+    archive_path(root.path(), "/app/", &mut out).unwrap();
+    assert_eq!(
+        names(&out),
+        ["app", "app/a.txt", "app/sub", "app/sub/b.txt"]
+    );
     let mut out = Vec::new();
     archive_path(root.path(), "/evil", &mut out).unwrap();
     let mut archive = tar::Archive::new(out.as_slice());
