@@ -52,6 +52,7 @@ fn docker_cp_and_export() {
     into_a_stopped_container(&d, &local, &out);
     symlinks_do_not_lead_to_the_host(&d, &local);
     export_lists_the_files(&d, &out);
+    berth_cp_round_trip(&d, &local, &out);
     missing_paths_are_one_line_404s(&d, &out);
     d.finish();
 }
@@ -216,6 +217,28 @@ fn export_lists_the_files(d: &Daemon, out: &Path) {
             .any(|l| l == "hello-copy.txt"),
         "berth export of the stopped container: {listed:?}"
     );
+}
+
+/// berth's own `cp`, both ways, with the same semantics.
+fn berth_cp_round_trip(d: &Daemon, local: &Path, out: &Path) {
+    let berth = |args: &[&str]| {
+        let run = Command::new(BERTH)
+            .args(["-H", &d.host(), "cp"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "berth cp {args:?}: {run:?}");
+    };
+    berth(&[path(&local.join("tree")), "run1:/tmp/berth-tree"]);
+    berth(&["run1:/tmp/berth-tree/.", path(&out.join("berth-back"))]);
+    assert_eq!(
+        fs::read_to_string(out.join("berth-back/sub/x.txt")).unwrap(),
+        "deep\n"
+    );
+    assert_eq!(mode(&out.join("berth-back/sub/x.txt")), 0o604);
+    berth(&[path(&local.join("hello.txt")), "stopped:/tmp/"]);
+    berth(&["stopped:/tmp/hello.txt", path(&out.join("berth-hello.txt"))]);
+    assert_eq!(mode(&out.join("berth-hello.txt")), 0o750);
 }
 
 fn missing_paths_are_one_line_404s(d: &Daemon, out: &Path) {
