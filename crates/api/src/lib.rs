@@ -3,6 +3,7 @@
 //! served on a unix socket. Real Docker clients (the docker CLI, docker-py, bollard) talk to
 //! it unchanged.
 
+mod archive;
 mod build;
 mod changes;
 mod commit;

@@ -247,6 +247,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::system::routes())
         .merge(crate::containers::routes())
         .merge(crate::commit::routes())
+        .merge(crate::archive::routes())
         .merge(crate::images::routes())
         .merge(crate::build::routes())
         .merge(crate::networks::routes())

@@ -53,6 +53,10 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// A path `docker cp` names that is not in the container (Docker's 404).
+    #[error("Could not find the file {0} in the container")]
+    PathNotFound(String),
+
     /// A step that failed (a RUN's non-zero exit).
     #[error("{0}")]
     Step(String),

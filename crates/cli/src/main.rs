@@ -57,6 +57,10 @@ pub(crate) enum Cmd {
     Exec(ctr::ExecArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(ctr::AttachArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(commands::copy::CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(commands::copy::ExportArgs),
     /// Return low-level information on Docker objects
     Inspect(system::InspectArgs),
     /// Block until one or more containers stop, then print their exit codes
@@ -256,6 +260,8 @@ async fn run_cmd(c: &Client, cmd: Cmd) -> Result<()> {
         Cmd::Logs(a) => ctr::logs(c, a).await,
         Cmd::Exec(a) => ctr::exec(c, a).await,
         Cmd::Attach(a) => ctr::attach(c, a).await,
+        Cmd::Cp(a) => commands::copy::cp(c, a).await,
+        Cmd::Export(a) => commands::copy::export(c, a).await,
         Cmd::Inspect(a) => system::inspect(c, a).await,
         Cmd::Wait { containers } => ctr::wait(c, &containers).await,
         Cmd::Diff(a) => commands::commit::diff(c, a).await,

@@ -276,7 +276,7 @@ impl Engine {
     }
 
     /// Where an image-based container's root filesystem is mounted while it runs.
-    fn rootfs_mount(&self, id: &str) -> PathBuf {
+    pub(crate) fn rootfs_mount(&self, id: &str) -> PathBuf {
         self.bundle_dir(id).join("rootfs")
     }
 

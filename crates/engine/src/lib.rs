@@ -5,6 +5,7 @@
 //! the OCI runtimes a container may run with (the built-in one, or runc and others by their
 //! command line).
 
+pub mod archive;
 pub mod attach;
 pub mod changes;
 pub mod container;

@@ -13,7 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::fcntl::AtFlags;
-use nix::sys::stat::{fchmodat, makedev, mknodat, FchmodatFlags, Mode, SFlag};
+use nix::sys::stat::{fchmodat, fstatat, makedev, mknodat, FchmodatFlags, Mode, SFlag};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{linkat, symlinkat};
 
@@ -115,6 +115,27 @@ pub(crate) fn extract(path: &Path, kind: Kind, dest: &OwnedFd, shown: &str) -> R
         reason,
     };
     let reader = decoder(open(path)?, kind).map_err(|e| fail(format!("cannot decompress: {e}")))?;
+    extract_from(reader, dest, &Rules::default(), &fail)
+}
+
+/// What an extraction may do besides writing the archive's entries as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Rules {
+    /// Refuse to replace a directory with a non-directory or the other way round
+    /// (`docker cp`'s `noOverwriteDirNonDir`).
+    pub no_overwrite_dir_non_dir: bool,
+    /// The owner of every entry instead of the archive's.
+    pub chown: Option<(u32, u32)>,
+}
+
+/// Unpacks the tar stream `reader` into the directory `dest`, which is the root of the
+/// extraction: nothing is written outside it.
+pub(crate) fn extract_from(
+    reader: impl Read,
+    dest: &OwnedFd,
+    rules: &Rules,
+    fail: &dyn Fn(String) -> Error,
+) -> Result<()> {
     let mut archive = tar::Archive::new(reader);
     let mut dir_times = Vec::new();
     let entries = archive
@@ -122,7 +143,7 @@ pub(crate) fn extract(path: &Path, kind: Kind, dest: &OwnedFd, shown: &str) -> R
         .map_err(|e| fail(format!("cannot read the archive: {e}")))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| fail(format!("cannot read the archive: {e}")))?;
-        extract_entry(dest, &mut entry, &mut dir_times, &fail)?;
+        extract_entry(dest, &mut entry, &mut dir_times, rules, fail)?;
     }
     // Deepest first, so that dating a directory is not undone by its children.
     dir_times.sort_by_key(|(p, _): &(Vec<u8>, _)| {
@@ -162,10 +183,35 @@ fn components<'a>(name: &'a [u8], fail: &dyn Fn(String) -> Error) -> Result<Vec<
     Ok(parts)
 }
 
+/// Refuses an entry that would replace a directory with a non-directory or the other way
+/// round.
+fn check_same_kind(
+    parent: &OwnedFd,
+    name: &OsStr,
+    entry_is_dir: bool,
+    shown: &str,
+    fail: &dyn Fn(String) -> Error,
+) -> Result<()> {
+    let Ok(st) = fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+        return Ok(());
+    };
+    let existing_is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+    match (existing_is_dir, entry_is_dir) {
+        (true, false) => Err(fail(format!(
+            "cannot overwrite directory `{shown}` with a non-directory"
+        ))),
+        (false, true) => Err(fail(format!(
+            "cannot overwrite non-directory `{shown}` with a directory"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn extract_entry<R: Read>(
     dest: &OwnedFd,
     entry: &mut tar::Entry<R>,
     dir_times: &mut Vec<(Vec<u8>, TimeSpec)>,
+    rules: &Rules,
     fail: &dyn Fn(String) -> Error,
 ) -> Result<()> {
     let raw = entry.path_bytes().into_owned();
@@ -194,6 +240,10 @@ fn extract_entry<R: Read>(
     let mode = header.mode().map_err(|_| bad("mode"))? & 0o7777;
     let mtime = TimeSpec::new(header.mtime().map_err(|_| bad("mtime"))? as i64, 0);
     let entry_type = header.entry_type();
+    let (uid, gid) = rules.chown.unwrap_or((uid, gid));
+    if rules.no_overwrite_dir_non_dir {
+        check_same_kind(&parent, name, entry_type.is_dir(), &shown, fail)?;
+    }
 
     use tar::EntryType as T;
     match entry_type {

@@ -121,7 +121,7 @@ fn mkdir_all_following(
 
 /// Where symlink `target` found in directory `parent` points, relative to the root: `..`
 /// stops at the root, an absolute target starts from it.
-fn join_in_root(parent: &[u8], target: &[u8]) -> Vec<u8> {
+pub(crate) fn join_in_root(parent: &[u8], target: &[u8]) -> Vec<u8> {
     let start: &[u8] = if target.starts_with(b"/") {
         b""
     } else {

@@ -5,6 +5,7 @@
 //! `in_root`), so nothing is ever read or written outside it.
 
 mod archive;
+pub mod container;
 mod in_root;
 mod owner;
 

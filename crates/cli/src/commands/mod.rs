@@ -3,6 +3,7 @@
 pub mod build;
 pub mod commit;
 pub mod container;
+pub mod copy;
 pub mod create;
 pub mod image;
 pub mod network;
