@@ -240,6 +240,23 @@ pub async fn next_chunk(body: &mut Incoming) -> Result<Option<Bytes>> {
     }
 }
 
+/// Writes a streamed body (an image archive, an export) to `output`, or to stdout.
+pub async fn save_body(res: Response<Incoming>, output: Option<&std::path::Path>) -> Result<()> {
+    use std::io::Write;
+    let mut out: Box<dyn Write> = match output {
+        Some(p) => Box::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut body = res.into_body();
+    while let Some(chunk) = next_chunk(&mut body).await? {
+        out.write_all(&chunk)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 /// Splits a body of newline-delimited JSON objects (progress, events, stats) as it arrives.
 pub struct JsonLines {
     body: Incoming,

@@ -319,18 +319,7 @@ pub async fn export(client: &Client, a: ExportArgs) -> Result<()> {
             Body::Empty,
         )
         .await?;
-    let mut out: Box<dyn Write> = match &a.output {
-        Some(p) => Box::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        ),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let mut body = res.into_body();
-    while let Some(chunk) = next_chunk(&mut body).await? {
-        out.write_all(&chunk)?;
-    }
-    out.flush()?;
-    Ok(())
+    crate::client::save_body(res, a.output.as_deref()).await
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Image commands: pull, push, images, rmi, tag, save, load, import, and the registry
 //! credentials of login/logout (kept in `~/.berth/config.json` in Docker's format).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -12,7 +12,7 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use super::filters_json;
-use crate::client::{enc, enc_path, next_chunk, query, Body, Client, JsonLines};
+use crate::client::{enc, enc_path, query, Body, Client, JsonLines};
 use crate::format::{self, ago, print_rows, short_id, Format};
 use crate::progress;
 
@@ -251,18 +251,7 @@ pub async fn save(client: &Client, a: SaveArgs) -> Result<()> {
             Body::Empty,
         )
         .await?;
-    let mut out: Box<dyn Write> = match &a.output {
-        Some(p) => Box::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        ),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let mut body = res.into_body();
-    while let Some(chunk) = next_chunk(&mut body).await? {
-        out.write_all(&chunk)?;
-    }
-    out.flush()?;
-    Ok(())
+    crate::client::save_body(res, a.output.as_deref()).await
 }
 
 /// Reads an archive from a file or, for `-`/none, from stdin (refusing a terminal).
