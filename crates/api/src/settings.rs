@@ -142,7 +142,7 @@ fn defaults(c: &DaemonConfig, k: &Checked) -> Result<Defaults, String> {
                 hard: u.hard,
             })
             .collect(),
-        shm_size: Some(k.shm_size as i64),
+        shm_size: Some(shm_size(&c.default_shm_size)?),
         cgroupns: match c.default_cgroupns_mode.as_str() {
             "private" => CgroupnsMode::Private,
             _ => CgroupnsMode::Host,
@@ -151,6 +151,15 @@ fn defaults(c: &DaemonConfig, k: &Checked) -> Result<Defaults, String> {
         no_new_privileges: c.no_new_privileges,
         init: c.init,
     })
+}
+
+/// `default-shm-size` in Docker's binary units (64M), read as `--shm-size` and log sizes are.
+fn shm_size(text: &str) -> Result<i64, String> {
+    berth_engine::logdriver::parse_size(text, true)
+        .map(|b| b as i64)
+        .ok_or_else(|| {
+            format!("default-shm-size: {text:?} is not a size: give bytes, or a number with k, m or g (as 64M)")
+        })
 }
 
 /// `seccomp-profile`: a file in Docker's format, read once at start; `unconfined` for none.

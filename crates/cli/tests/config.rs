@@ -245,6 +245,11 @@ fn bad_configurations_are_refused_in_one_line_and_change_nothing() {
         (r#"{"bip": "10.0.0.0/24"}"#, &[], "bip: "),
         (r#"{"mtu": "big"}"#, &[], "mtu: invalid type"),
         (
+            r#"{"default-shm-size": "lots"}"#,
+            &[],
+            "default-shm-size: \"lots\" is not a size",
+        ),
+        (
             r#"{"userns-remap": "default"}"#,
             &[],
             "userns-remap (default) is not supported",

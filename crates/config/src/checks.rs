@@ -8,7 +8,6 @@ use ipnet::IpNet;
 
 use crate::error::{invalid, Result};
 use crate::model::DaemonConfig;
-use crate::units::parse_bytes;
 
 /// What the daemon takes from a configuration, parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +25,6 @@ pub struct Checked {
     /// Mirrors as base URLs without a trailing slash.
     pub mirrors: Vec<String>,
     pub insecure: Vec<String>,
-    pub shm_size: u64,
     pub ulimits: Vec<Ulimit>,
     pub hosts: Vec<Host>,
     /// The tracing filter for `debug` and `log-level`.
@@ -132,7 +130,6 @@ pub fn check(c: &DaemonConfig) -> Result<Checked> {
         bridge: bridge(c.bridge.as_deref())?,
         mirrors: mirrors(&c.registry_mirrors)?,
         insecure: insecure(&c.insecure_registries)?,
-        shm_size: parse_bytes(&c.default_shm_size).map_err(|m| invalid("default-shm-size", m))?,
         ulimits: ulimits(c)?,
         hosts: hosts(c)?,
         log_filter: log_filter(c)?,
@@ -460,7 +457,6 @@ mod tests {
     fn the_defaults_check() {
         let c = with(|_| {}).unwrap();
         assert_eq!(c.hosts, [Host::Unix("/run/berth/berth.sock".into())]);
-        assert_eq!(c.shm_size, 64 << 20);
         assert_eq!(c.log_filter, "info");
         assert_eq!(c.mtu, None);
     }
@@ -556,7 +552,6 @@ mod tests {
                     hard: -1,
                 },
             );
-            c.default_shm_size = "128m".into();
             c.log_level = "fatal".into();
         })
         .unwrap();
@@ -568,7 +563,6 @@ mod tests {
                 hard: u64::MAX
             }
         );
-        assert_eq!(c.shm_size, 128 << 20);
         assert_eq!(c.log_filter, "error");
         assert!(err(|c| {
             c.default_ulimits.insert(

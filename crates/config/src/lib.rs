@@ -4,7 +4,7 @@
 //! - `model`: every key, its type and its default (`DaemonConfig`).
 //! - `file`: reading the file (malformed JSON named by line and column, unknown keys by name).
 //! - `sources`: flags and file merged into one configuration; a key set by both is an error.
-//! - `checks`: the values parsed into what the daemon uses (subnets, sizes, ulimits, hosts), each
+//! - `checks`: the values parsed into what the daemon uses (subnets, ulimits, hosts), each
 //!   error naming its key.
 //! - `reload`: what changed between two configurations, and which changes apply live.
 
@@ -14,7 +14,6 @@ mod file;
 mod model;
 mod reload;
 mod sources;
-pub mod units;
 
 pub use checks::{AddressPool, Bip, Checked, Host, Ulimit};
 pub use error::{Error, Result};
