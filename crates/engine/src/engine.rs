@@ -105,10 +105,6 @@ fn image_options(root: &Path) -> berth_image::Options {
     options
 }
 
-/// The label that keeps the configuration the default bridge was made with, so a daemon
-/// started with another one can tell.
-const DEFAULT_BRIDGE_CONFIG_LABEL: &str = "run.berth.default-bridge.config";
-
 pub struct Engine {
     settings: Settings,
     /// The external runtimes and the default, which a reload may replace.
@@ -171,16 +167,8 @@ const DEFAULT_BRIDGE_OPTION: &str = "com.docker.network.bridge.default_bridge";
 /// new one applies at a restart without them).
 async fn settle_default_bridge(net: &Manager, wanted: Option<&NetworkSpec>) -> Result<()> {
     let name = berth_network::mode::DEFAULT_NETWORK;
-    let wanted = wanted.map(|spec| {
-        let mut spec = spec.clone();
-        let fingerprint = format!("{:?}|{:?}|{}", spec.subnets, spec.options, spec.ipv6);
-        spec.labels
-            .insert(DEFAULT_BRIDGE_CONFIG_LABEL.to_string(), fingerprint);
-        spec
-    });
     if let Ok(existing) = net.network(name) {
-        let same = wanted.as_ref().map(|w| &w.labels) == Some(&existing.labels);
-        if same {
+        if wanted.is_some_and(|w| made_as(&existing, w)) {
             return Ok(());
         }
         if !net.endpoints_on(&existing.id)?.is_empty() {
@@ -193,9 +181,24 @@ async fn settle_default_bridge(net: &Manager, wanted: Option<&NetworkSpec>) -> R
         net.remove_network(&existing.id).await?;
     }
     if let Some(spec) = wanted {
-        net.create_network(&spec).await?;
+        net.create_network(spec).await?;
     }
     Ok(())
+}
+
+/// Whether `existing` is what `wanted` makes: the same options, each wanted subnet (with its
+/// range and gateway when given) among its subnets, and an IPv6 subnet only when asked for.
+fn made_as(existing: &berth_network::Network, wanted: &NetworkSpec) -> bool {
+    let has_v6 = existing
+        .subnets
+        .iter()
+        .any(|s| s.subnet.network().is_ipv6());
+    let subnets_match = wanted.subnets.iter().all(|w| {
+        existing.subnets.iter().any(|e| {
+            e.subnet == w.subnet && e.range == w.range && w.gateway.is_none_or(|g| g == e.gateway)
+        })
+    });
+    existing.options == wanted.options && subnets_match && has_v6 == wanted.ipv6
 }
 
 impl Engine {
