@@ -144,7 +144,10 @@ async fn get_archive(
 ) -> ApiResult<Response> {
     let path = q.path()?;
     let (mut headers, lease) = stat(&state, &id, path.clone()).await?;
-    let body = stream_tar(lease, move |root, out| cp::archive_path(root, &path, out));
+    let ids = lease.ids().clone();
+    let body = stream_tar(lease, move |root, out| {
+        cp::archive_path_as(root, &path, None, &ids, out)
+    });
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-tar"),
@@ -174,8 +177,9 @@ async fn put_archive(
     let chown = (!flag(&q.copy_uid_gid)).then_some((0, 0));
     let stream = body.into_data_stream().map(|r| r.map_err(io::Error::other));
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let ids = lease.ids().clone();
     blocking(lease, move |root| {
-        cp::extract_into(root, &path, reader, no_overwrite, chown)
+        cp::extract_into(root, &path, reader, no_overwrite, chown, &ids)
     })
     .await?;
     Ok(StatusCode::OK)
@@ -183,7 +187,8 @@ async fn put_archive(
 
 async fn export(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let lease = state.engine.rootfs_lease(&id).await?;
-    let body = stream_tar(lease, |root, out| cp::export(root, out));
+    let ids = lease.ids().clone();
+    let body = stream_tar(lease, move |root, out| cp::export(root, &ids, out));
     Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
 }
 

@@ -98,6 +98,7 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
         },
         init: host.init,
         cgroupns: cgroupns(&host),
+        userns_host: userns_host(&host)?,
         dns: host.dns.clone().unwrap_or_default(),
         dns_search: host.dns_search.clone().unwrap_or_default(),
         dns_options: host.dns_options.clone().unwrap_or_default(),
@@ -212,6 +213,18 @@ fn log_config(c: &Container) -> HostConfigLogConfig {
 }
 
 /// The `SecurityOpt` a container was created with, as Docker lists them.
+/// `--userns host` takes a container out of the daemon's user namespace (userns-remap);
+/// "" is the daemon's choice.
+fn userns_host(host: &HostConfig) -> ApiResult<bool> {
+    match host.userns_mode.as_deref() {
+        None | Some("") => Ok(false),
+        Some("host") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "invalid userns mode {other:?}: use \"host\", or leave it out"
+        ))),
+    }
+}
+
 /// `--cgroupns host|private`; unsaid (or "") leaves it to the daemon's default.
 fn cgroupns(host: &HostConfig) -> Option<berth_engine::defaults::CgroupnsMode> {
     use berth_engine::defaults::CgroupnsMode;
@@ -472,6 +485,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> serde_json::Value {
                 }
                 _ => HostConfigCgroupnsModeEnum::HOST,
             }),
+            userns_mode: Some(if c.config.userns_host { "host" } else { "" }.into()),
             dns: Some(c.config.dns.clone()),
             dns_search: Some(c.config.dns_search.clone()),
             dns_options: Some(c.config.dns_options.clone()),

@@ -50,7 +50,6 @@ impl AppState {
 /// configured host until SIGTERM or SIGINT; SIGHUP reloads the configuration file.
 pub async fn serve(options: Options) -> Result<(), String> {
     let loaded = &options.loaded;
-    refuse_unsupported(&loaded.config)?;
     note_accepted(&loaded.config);
     let settings = crate::settings::engine_settings(loaded, &options.shim)?;
     let pidfile = PidFile::write(&loaded.config.pidfile_path())?;
@@ -151,16 +150,6 @@ async fn listen(
             Ok((task, None))
         }
     }
-}
-
-/// Keys berth takes but cannot honour yet: refused rather than silently ignored.
-fn refuse_unsupported(c: &berth_config::DaemonConfig) -> Result<(), String> {
-    if let Some(remap) = &c.userns_remap {
-        return Err(format!(
-            "userns-remap ({remap}) is not supported by berth yet: remove it to start the daemon"
-        ));
-    }
-    Ok(())
 }
 
 /// Keys dockerd has that mean nothing different here: said once in the log.

@@ -14,7 +14,17 @@ use berth_network::SubnetSpec;
 pub fn engine_settings(loaded: &Loaded, shim: &Path) -> Result<Settings, String> {
     let c = &loaded.config;
     let k = &loaded.checked;
-    let mut s = Settings::new(&c.data_root, &c.exec_root, shim);
+    let (root, ids) = match &c.userns_remap {
+        Some(remap) => {
+            let ids = berth_engine::userns::resolve(remap).map_err(|e| e.to_string())?;
+            let root = berth_engine::userns::prepare_root(&c.data_root, &c.exec_root, &ids)
+                .map_err(|e| e.to_string())?;
+            (root, ids)
+        }
+        None => (c.data_root.clone(), berth_image::IdMap::default()),
+    };
+    let mut s = Settings::new(&root, &c.exec_root, shim);
+    s.images.ids = ids;
     s.network.pools = k
         .pools
         .iter()

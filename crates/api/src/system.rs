@@ -86,7 +86,7 @@ async fn info(State(state): State<AppState>) -> ApiResult<Json<SystemInfo>> {
         containers_stopped: Some(containers.len() as i64 - count(berth_engine::Status::Running)),
         images: Some(images),
         driver: Some("overlay2".into()),
-        docker_root_dir: Some(config.data_root.display().to_string()),
+        docker_root_dir: Some(state.engine.root().display().to_string()),
         debug: Some(config.debug),
         labels: Some(config.labels.clone()),
         experimental_build: Some(config.experimental),
@@ -174,6 +174,9 @@ fn security_options(c: &berth_config::DaemonConfig) -> Vec<String> {
     }
     if c.default_cgroupns_mode == "private" {
         out.push("name=cgroupns".into());
+    }
+    if c.userns_remap.is_some() {
+        out.push("name=userns".into());
     }
     out
 }

@@ -398,7 +398,8 @@ impl Builder<'_> {
         }
         let mut fs = StepFs::mount(self.images, st.image.as_ref(), &self.scratch)?;
         let workdir = st.config.workdir();
-        copy::make_dir(fs.root(), &workdir).map_err(|e| self.at(ins.line, e.to_string()))?;
+        copy::make_dir(fs.root(), &workdir, self.ids())
+            .map_err(|e| self.at(ins.line, e.to_string()))?;
         let spec = RunSpec {
             argv: argv.clone(),
             env,
@@ -489,6 +490,7 @@ impl Builder<'_> {
             },
             extract_archives: add,
             ignore: Some(ctx.ignore()),
+            ids: self.ids(),
         };
         copy::copy_into(fs.root(), &sources, &dest, &st.config.workdir(), &opts)
             .map_err(|e| self.at(line, e.to_string()))?;
@@ -702,6 +704,11 @@ impl Builder<'_> {
     }
 
     /// An error about the instruction on `line` of the Dockerfile.
+    /// The image store's user namespace (userns-remap), if it has one.
+    fn ids(&self) -> Option<&berth_image::IdMap> {
+        Some(self.images.ids()).filter(|i| !i.is_identity())
+    }
+
     fn at(&self, line: usize, message: String) -> Error {
         Error::Invalid(format!("{}:{line}: {message}", self.file))
     }

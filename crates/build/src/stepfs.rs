@@ -13,6 +13,9 @@ use crate::error::{io_err, Result};
 use berth_image::changes::RUNTIME_MOUNT_POINTS as MOUNT_POINTS;
 
 pub struct StepFs {
+    /// The image's user namespace (userns-remap): the step's files are owned in it, its
+    /// layer is written back in the container's terms.
+    ids: berth_image::IdMap,
     merged: PathBuf,
     upper: PathBuf,
     mounted: bool,
@@ -39,7 +42,15 @@ impl StepFs {
         for d in [&upper, &work, &merged] {
             std::fs::create_dir(d).map_err(io_err("create", d.display()))?;
         }
+        let ids = images.ids().clone();
+        if !ids.is_identity() {
+            // The upper directory's owner is the step's "/".
+            let (uid, gid) = ids.root();
+            nix::unistd::chown(&upper, Some(uid.into()), Some(gid.into()))
+                .map_err(io_err("chown", upper.display()))?;
+        }
         let mut fs = StepFs {
+            ids,
             merged: merged.clone(),
             upper: upper.clone(),
             mounted: false,
@@ -80,7 +91,7 @@ impl StepFs {
         }
         let tar = self.dir.path().join("layer.tar");
         let file = std::fs::File::create(&tar).map_err(io_err("create", tar.display()))?;
-        berth_image::diff::write_layer(&self.upper, std::io::BufWriter::new(file))?;
+        berth_image::diff::write_layer(&self.upper, &self.ids, std::io::BufWriter::new(file))?;
         Ok(tar)
     }
 

@@ -250,9 +250,14 @@ fn bad_configurations_are_refused_in_one_line_and_change_nothing() {
             "default-shm-size: \"lots\" is not a size",
         ),
         (
-            r#"{"userns-remap": "default"}"#,
+            r#"{"userns-remap": "root"}"#,
             &[],
-            "userns-remap (default) is not supported",
+            "remapping to root is not allowed",
+        ),
+        (
+            r#"{"userns-remap": "no-such-user-here"}"#,
+            &[],
+            "no user no-such-user-here",
         ),
     ];
     for (content, flags, expected) in cases {

@@ -31,6 +31,8 @@ pub struct RootfsLease {
     /// Where the container's volumes, binds and tmpfs mounts are.
     mount_targets: Vec<String>,
     read_only: bool,
+    /// The container's user namespace (userns-remap), in which its files are owned.
+    ids: berth_image::IdMap,
     /// The container's name, for errors.
     pub name: String,
 }
@@ -39,6 +41,11 @@ impl RootfsLease {
     /// The root filesystem's directory on the host.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How the container's file owners map to the host's.
+    pub fn ids(&self) -> &berth_image::IdMap {
+        &self.ids
     }
 
     /// Whether the container runs with `--read-only`.
@@ -104,6 +111,11 @@ impl Engine {
             own_mount: None,
             mount_targets: c.config.mounts.iter().map(|m| m.target.clone()).collect(),
             read_only: c.config.security.read_only,
+            ids: if crate::userns::applies(self.ids(), &c.config) {
+                self.ids().clone()
+            } else {
+                Default::default()
+            },
             name: c.name.clone(),
         };
         if c.config.image_id.is_empty() {
@@ -153,6 +165,7 @@ mod tests {
             own_mount: None,
             mount_targets: targets.iter().map(|t| t.to_string()).collect(),
             read_only: false,
+            ids: Default::default(),
             name: "c".into(),
         }
     }

@@ -27,7 +27,12 @@ impl Engine {
         let skip = changes::runtime_leftovers(&upper, &lowers)?;
         let file = std::fs::File::create(out)
             .map_err(|e| Error::io(format!("create {}", out.display()), e))?;
-        berth_image::diff::write_layer_except(&upper, &skip, std::io::BufWriter::new(file))?;
+        let ids = if crate::userns::applies(self.ids(), &c.config) {
+            self.ids().clone()
+        } else {
+            berth_image::IdMap::default()
+        };
+        berth_image::diff::write_layer_except(&upper, &skip, &ids, std::io::BufWriter::new(file))?;
         Ok(())
     }
 

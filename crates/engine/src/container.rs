@@ -58,6 +58,8 @@ pub struct Config {
     /// `--init`: a minimal init runs as PID 1, reaping and forwarding signals (the daemon's
     /// `init` when unsaid).
     pub init: Option<bool>,
+    /// `--userns=host`: outside the daemon's user namespace (userns-remap) for this one.
+    pub userns_host: bool,
     /// `--cgroupns` (the daemon's `default-cgroupns-mode` when unsaid).
     pub cgroupns: Option<crate::defaults::CgroupnsMode>,
     /// `--dns`, `--dns-search`, `--dns-option` (the daemon's when empty).

@@ -251,6 +251,11 @@ impl Engine {
     }
 
     /// The state directory given at open.
+    /// The user namespace containers run in (userns-remap); the identity without one.
+    pub fn ids(&self) -> &berth_image::IdMap {
+        &self.settings.images.ids
+    }
+
     pub fn root(&self) -> &Path {
         &self.settings.root
     }
@@ -416,6 +421,7 @@ impl Engine {
             parse_publish(p)?;
         }
         crate::limits::check(&config.security, &config.resources)?;
+        crate::userns::check(self.ids(), &config)?;
         let (known, default) = self.known_runtimes();
         config.runtime = runtimes::resolve(&known, &default, &config.runtime)?;
         // The daemon's `init` default is the built-in runtime's reaper: containers of other
@@ -507,9 +513,14 @@ impl Engine {
             dir.join("work"),
             self.rootfs_mount(&c.id),
         );
+        let fresh = !upper.exists();
         for d in [&upper, &work, &target] {
             std::fs::create_dir_all(d)
                 .map_err(|e| Error::io(format!("create {}", d.display()), e))?;
+        }
+        if fresh && crate::userns::applies(self.ids(), &c.config) {
+            // The upper directory's owner is what the container sees as its "/".
+            crate::userns::own(&upper, self.ids())?;
         }
         self.images
             .mount(&c.config.image_id, &upper, &work, &target)?;
@@ -683,6 +694,12 @@ impl Engine {
                         ..Default::default()
                     },
                 )?;
+                if crate::userns::applies(self.ids(), &c.config) {
+                    // The container's root may edit them, as it may without a remap.
+                    for f in [&files.hosts, &files.hostname, &files.resolv_conf] {
+                        crate::userns::own(f, self.ids())?;
+                    }
+                }
                 let etc = EtcMounts {
                     hosts: &files.hosts,
                     hostname: &files.hostname,
@@ -693,6 +710,9 @@ impl Engine {
         };
         let mut spec = spec;
         crate::limits::apply(&mut spec, &c.config.security, &c.config.resources, &rootfs)?;
+        if crate::userns::applies(self.ids(), &c.config) {
+            crate::userns::apply(&mut spec, self.ids())?;
+        }
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         mounts.extend(self.runtime_mounts(&c.config.mounts, &rootfs)?);
         spec.set_mounts(Some(mounts));

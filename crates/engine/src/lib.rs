@@ -25,6 +25,7 @@ pub mod shim;
 pub mod stats;
 pub mod stdio;
 pub mod store;
+pub mod userns;
 pub mod volumes;
 
 pub use attach::{AttachOptions, Attachment};

@@ -214,6 +214,9 @@ impl crate::Engine {
         let dir = data_dir(self.root(), &name);
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        // A new volume belongs to the containers' root, as dockerd gives it to the remapped
+        // root (copy-up from the image may give it another owner).
+        crate::userns::own(&dir, self.ids())?;
         let v = Volume {
             name,
             labels,

@@ -18,17 +18,24 @@ use nix::errno::Errno;
 use tar::{EntryType, Header};
 
 use crate::error::{Error, Result};
+use crate::idmap::IdMap;
 
 const OPAQUE: &[u8] = b"trusted.overlay.opaque";
 
-/// Writes the changes held in `upper` as an uncompressed layer tar to `out`.
-pub fn write_layer(upper: &Path, out: impl Write) -> Result<()> {
-    write_layer_except(upper, &HashSet::new(), out)
+/// Writes the changes held in `upper` as an uncompressed layer tar to `out`, with owners
+/// as the container saw them (`ids` shifts them back from the host's ranges).
+pub fn write_layer(upper: &Path, ids: &IdMap, out: impl Write) -> Result<()> {
+    write_layer_except(upper, &HashSet::new(), ids, out)
 }
 
 /// As [`write_layer`], leaving out the entries at the paths in `skip` (relative to
 /// `upper`, as `etc/hosts`): what the runtime made rather than the container.
-pub fn write_layer_except(upper: &Path, skip: &HashSet<String>, out: impl Write) -> Result<()> {
+pub fn write_layer_except(
+    upper: &Path,
+    skip: &HashSet<String>,
+    ids: &IdMap,
+    out: impl Write,
+) -> Result<()> {
     let mut tar = tar::Builder::new(out);
     let mut links = HashMap::new();
     walk(
@@ -38,6 +45,7 @@ pub fn write_layer_except(upper: &Path, skip: &HashSet<String>, out: impl Write)
         &mut Walked {
             links: &mut links,
             skip,
+            ids,
         },
     )?;
     tar.into_inner()
@@ -50,6 +58,7 @@ pub fn write_layer_except(upper: &Path, skip: &HashSet<String>, out: impl Write)
 struct Walked<'a> {
     links: &'a mut HashMap<(u64, u64), String>,
     skip: &'a HashSet<String>,
+    ids: &'a IdMap,
 }
 
 /// Appends the entries of directory `dir` (at `rel` in the layer), sorted by name so that
@@ -98,7 +107,7 @@ fn append<W: Write>(
     let kind = meta.file_type();
     let failed = |what: &str| Error::io(format!("{what} {}", path.display()));
     if kind.is_char_device() && meta.rdev() == 0 {
-        return whiteout(tar, entry, meta);
+        return whiteout(tar, entry, meta, walked.ids);
     }
     let xattrs = xattrs(path).map_err(|e| failed("list xattrs of")(e.into()))?;
     let opaque = xattrs.iter().any(|(k, v)| k == OPAQUE && v == b"y");
@@ -114,13 +123,13 @@ fn append<W: Write>(
         tar.append_pax_extensions(kept.iter().map(|(k, v)| (k.as_str(), *v)))
             .map_err(failed("write xattrs of"))?;
     }
-    let mut h = header(meta);
+    let mut h = header(meta, walked.ids);
     if kind.is_dir() {
         h.set_entry_type(EntryType::Directory);
         tar.append_data(&mut h, format!("{entry}/"), std::io::empty())
             .map_err(failed("add"))?;
         if opaque {
-            whiteout(tar, &format!("{entry}/.wh..wh..opq"), meta)?;
+            whiteout(tar, &format!("{entry}/.wh..wh..opq"), meta, walked.ids)?;
         }
         return walk(tar, path, entry, walked);
     }
@@ -171,12 +180,13 @@ fn append<W: Write>(
         .map_err(failed("add"))
 }
 
-/// A header with the entry's owner, mode and modification time.
-fn header(meta: &Metadata) -> Header {
+/// A header with the entry's owner (as the container sees it), mode and modification time.
+fn header(meta: &Metadata, ids: &IdMap) -> Header {
     let mut h = Header::new_gnu();
     h.set_mode(meta.mode() & 0o7777);
-    h.set_uid(u64::from(meta.uid()));
-    h.set_gid(u64::from(meta.gid()));
+    let (uid, gid) = ids.to_container(meta.uid(), meta.gid());
+    h.set_uid(u64::from(uid));
+    h.set_gid(u64::from(gid));
     h.set_mtime(meta.mtime().max(0) as u64);
     h.set_size(0);
     h
@@ -184,13 +194,18 @@ fn header(meta: &Metadata) -> Header {
 
 /// An empty `.wh.` file: the layer's way of saying "deleted" (or, as `.wh..wh..opq`,
 /// "this directory hides what lies below").
-fn whiteout<W: Write>(tar: &mut tar::Builder<W>, entry: &str, meta: &Metadata) -> Result<()> {
+fn whiteout<W: Write>(
+    tar: &mut tar::Builder<W>,
+    entry: &str,
+    meta: &Metadata,
+    ids: &IdMap,
+) -> Result<()> {
     let name = match entry.rsplit_once('/') {
         Some((_, ".wh..wh..opq")) => entry.to_string(),
         Some((dir, base)) => format!("{dir}/.wh.{base}"),
         None => format!(".wh.{entry}"),
     };
-    let mut h = header(meta);
+    let mut h = header(meta, ids);
     h.set_entry_type(EntryType::Regular);
     h.set_mode(0o644);
     tar.append_data(&mut h, name, std::io::empty())
@@ -302,7 +317,7 @@ mod tests {
         };
         assert_eq!(rc, 0, "set the opaque xattr (needs root)");
         let mut out = Vec::new();
-        write_layer(up, &mut out).unwrap();
+        write_layer(up, &IdMap::default(), &mut out).unwrap();
         let got = entries(&out);
         let names: Vec<&str> = got.iter().map(|(p, _, _)| p.as_str()).collect();
         assert_eq!(
@@ -330,7 +345,7 @@ mod tests {
         );
         assert_eq!(got[8].1, EntryType::Fifo);
         let mut again = Vec::new();
-        write_layer(up, &mut again).unwrap();
+        write_layer(up, &IdMap::default(), &mut again).unwrap();
         assert_eq!(out, again, "the same changes make the same tar");
     }
 
@@ -352,7 +367,7 @@ mod tests {
         };
         assert_eq!(rc, 0, "set a user xattr: {}", Errno::last());
         let mut out = Vec::new();
-        write_layer(dir.path(), &mut out).unwrap();
+        write_layer(dir.path(), &IdMap::default(), &mut out).unwrap();
         let mut ar = tar::Archive::new(out.as_slice());
         let mut e = ar.entries().unwrap().next().unwrap().unwrap();
         let exts: Vec<(String, Vec<u8>)> = e

@@ -17,6 +17,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration};
 
 use crate::digest::{chain_ids, Digest};
 use crate::error::{Error, Result};
+use crate::idmap::IdMap;
 use crate::images::{Garbage, ImageDb, ImageRecord, Layer};
 use crate::manifest::{self, Config, Parsed, Platform};
 use crate::progress::{Progress, ProgressSink};
@@ -43,6 +44,8 @@ pub struct Options {
     pub uploads: usize,
     /// Mirrors of Docker Hub (base URLs), tried in order before it for docker.io pulls.
     pub mirrors: Vec<String>,
+    /// Layer owners as the host stores them (shifted under userns-remap).
+    pub ids: IdMap,
 }
 
 impl Options {
@@ -54,6 +57,7 @@ impl Options {
             parallel: 4,
             uploads: 5,
             mirrors: Vec::new(),
+            ids: IdMap::default(),
         }
     }
 }
@@ -123,7 +127,7 @@ impl ImageService {
         };
         let service = ImageService {
             store: ContentStore::open(&opts.root)?,
-            snapshots: Snapshots::open(&opts.root)?,
+            snapshots: Snapshots::open(&opts.root, &opts.ids)?,
             db: Mutex::new(ImageDb::open(&opts.root.join("images.db"))?),
             registry: RegistryClient::new(opts.registry)?,
             limits: opts.limits,
@@ -568,6 +572,11 @@ impl ImageService {
     }
 
     /// Mounts an image's layers with overlayfs at `target`, writes going to `upper`.
+    /// How layer owners are stored on the host (shifted under userns-remap).
+    pub fn ids(&self) -> &IdMap {
+        self.snapshots.ids()
+    }
+
     pub fn mount(&self, what: &str, upper: &Path, work: &Path, target: &Path) -> Result<()> {
         snapshot::mount_overlay(&self.lowerdirs(what)?, upper, work, target)
     }

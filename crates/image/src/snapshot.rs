@@ -14,21 +14,27 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::unpack::{unpack_layer, Limits, Unpacked};
+use crate::idmap::IdMap;
+use crate::unpack::{unpack_layer_as, Limits, Unpacked};
 
 const TMP_PREFIX: &str = ".tmp-";
 
 #[derive(Debug, Clone)]
 pub struct Snapshots {
     dir: PathBuf,
+    /// Owners are shifted into these host ranges as layers unpack (userns-remap).
+    ids: IdMap,
 }
 
 impl Snapshots {
     /// Opens `<root>/snapshots`, removing unpacks a crash left unfinished.
-    pub fn open(root: &Path) -> Result<Snapshots> {
+    pub fn open(root: &Path, ids: &IdMap) -> Result<Snapshots> {
         let dir = root.join("snapshots");
         fs::create_dir_all(&dir).map_err(Error::io(format!("create {}", dir.display())))?;
-        let s = Snapshots { dir };
+        let s = Snapshots {
+            dir,
+            ids: ids.clone(),
+        };
         s.clean_tmp()?;
         Ok(s)
     }
@@ -41,6 +47,10 @@ impl Snapshots {
             }
         }
         Ok(())
+    }
+
+    pub fn ids(&self) -> &IdMap {
+        &self.ids
     }
 
     pub fn path(&self, chain_id: &Digest) -> PathBuf {
@@ -73,10 +83,14 @@ impl Snapshots {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))
             .map_err(Error::io("set snapshot dir mode"))?;
-        let unpacked = unpack_layer(
+        let (uid, gid) = self.ids.root();
+        nix::unistd::chown(tmp.path(), Some(uid.into()), Some(gid.into()))
+            .map_err(|e| Error::io("set snapshot dir owner")(e.into()))?;
+        let unpacked = unpack_layer_as(
             io::BufReader::with_capacity(1 << 20, blob),
             tmp.path(),
             limits,
+            &self.ids,
         )?;
         if &unpacked.diff_id != diff_id {
             return Err(Error::DiffIdMismatch {

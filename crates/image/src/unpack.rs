@@ -28,6 +28,7 @@ use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags
 
 use crate::digest::{Algorithm, Digest, HashingReader};
 use crate::error::{Error, Result};
+use crate::idmap::IdMap;
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
@@ -62,6 +63,16 @@ pub struct Unpacked {
 
 /// Unpacks a layer blob (any supported compression) into the empty directory `dest`.
 pub fn unpack_layer(blob: impl Read, dest: &Path, limits: &Limits) -> Result<Unpacked> {
+    unpack_layer_as(blob, dest, limits, &IdMap::default())
+}
+
+/// As `unpack_layer`, with owners shifted into the host ranges of `ids`.
+pub fn unpack_layer_as(
+    blob: impl Read,
+    dest: &Path,
+    limits: &Limits,
+    ids: &IdMap,
+) -> Result<Unpacked> {
     let tar_stream = crate::manifest::decompress(blob)?;
     let limited = LimitedReader {
         inner: tar_stream,
@@ -75,6 +86,7 @@ pub fn unpack_layer(blob: impl Read, dest: &Path, limits: &Limits) -> Result<Unp
         let mut unpacker = Unpacker {
             root: root.as_fd(),
             limits,
+            ids,
             entries: 0,
             dir_times: Vec::new(),
         };
@@ -180,6 +192,7 @@ fn sys(what: &str, entry: &str) -> impl FnOnce(Errno) -> Error {
 struct Unpacker<'a> {
     root: BorrowedFd<'a>,
     limits: &'a Limits,
+    ids: &'a IdMap,
     entries: u64,
     /// Directory mtimes, set last: creating their children would change them again.
     dir_times: Vec<(Vec<u8>, u64)>,
@@ -195,6 +208,23 @@ struct Meta {
 }
 
 impl Unpacker<'_> {
+    /// The layer's owner as the host stores it for this daemon's user namespace.
+    fn shift_owner(&self, meta: &mut Meta) -> std::result::Result<(), String> {
+        let id = |v: u64| u32::try_from(v).ok();
+        let host = match (id(meta.uid), id(meta.gid)) {
+            (Some(u), Some(g)) => self.ids.to_host(u, g),
+            _ => None,
+        };
+        let (uid, gid) = host.ok_or_else(|| {
+            format!(
+                "owner {}:{} is outside the ids this daemon's user namespace maps (userns-remap)",
+                meta.uid, meta.gid
+            )
+        })?;
+        (meta.uid, meta.gid) = (uid.into(), gid.into());
+        Ok(())
+    }
+
     fn run<R: Read>(&mut self, archive: &mut tar::Archive<R>) -> Result<()> {
         for entry in archive.entries().map_err(tar_error)? {
             let mut entry = entry.map_err(tar_error)?;
@@ -225,7 +255,8 @@ impl Unpacker<'_> {
             entry: name.clone(),
             reason,
         };
-        let meta = read_meta(entry).map_err(tar_error)?;
+        let mut meta = read_meta(entry).map_err(tar_error)?;
+        self.shift_owner(&mut meta).map_err(hostile)?;
         let Some(path) = clean_path(&raw).map_err(hostile)? else {
             // The root itself ("./"): only its ownership and mode matter.
             return self.apply_meta(self.root, None, &meta, &name, true);

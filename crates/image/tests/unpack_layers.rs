@@ -463,3 +463,65 @@ fn metadata_is_preserved() {
     assert!(fifo.file_type().is_fifo());
     assert_eq!(fifo.permissions().mode() & 0o777, 0o620);
 }
+
+#[test]
+fn owners_shift_into_a_user_namespace_and_a_layer_written_back_shifts_them_home() {
+    use berth_image::unpack::unpack_layer_as;
+    use berth_image::IdMap;
+    let ids = IdMap::from_subordinate(&[(100000, 65536)], &[(200000, 65536)]);
+    let s = Sandbox::new();
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, uid, gid) in [("root-file", 0, 0), ("app-file", 1000, 50)] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        b.append_data(&mut h, name, &b"x"[..]).unwrap();
+    }
+    let tar = b.into_inner().unwrap();
+    unpack_layer_as(&tar[..], &s.root, &Limits::default(), &ids).unwrap();
+    let owner = |n: &str| {
+        let m = fs::symlink_metadata(s.root.join(n)).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(owner("root-file"), (100000, 200000));
+    assert_eq!(owner("app-file"), (101000, 200050));
+
+    // Written back as a layer, the owners are the namespace's again.
+    let mut out = Vec::new();
+    berth_image::diff::write_layer(&s.root, &ids, &mut out).unwrap();
+    let mut owners: Vec<(String, u64, u64)> = tar::Archive::new(&out[..])
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            let name = e.path().unwrap().display().to_string();
+            (name, h.uid().unwrap(), h.gid().unwrap())
+        })
+        .collect();
+    owners.sort();
+    assert_eq!(
+        owners,
+        [
+            ("app-file".to_string(), 1000, 50),
+            ("root-file".to_string(), 0, 0)
+        ]
+    );
+
+    // An owner the namespace cannot hold is refused, naming the entry.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(0);
+    h.set_mode(0o644);
+    h.set_uid(70000);
+    h.set_gid(0);
+    b.append_data(&mut h, "far", &[][..]).unwrap();
+    let far = b.into_inner().unwrap();
+    let s = Sandbox::new();
+    let err = unpack_layer_as(&far[..], &s.root, &Limits::default(), &ids)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("far") && err.contains("userns-remap"), "{err}");
+}

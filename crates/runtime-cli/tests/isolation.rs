@@ -179,3 +179,38 @@ fn exec_joins_the_containers_namespaces_and_cgroup() {
     h.ok(&["delete", "-f", &id]);
     h.assert_clean(&id);
 }
+
+#[test]
+fn a_new_user_namespace_joins_a_network_namespace_it_does_not_own() {
+    // As a remapped engine runs containers: the network namespace (here the test's own)
+    // belongs to the host's user namespace, which the container's root has no rights in.
+    let h = Harness::new();
+    let b = h.bundle("b", &["sleep", "1000"]);
+    h.edit(&b, |v| {
+        all_namespaces(v);
+        let list = v["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != "network");
+        list.push(json!({"type": "network", "path": "/proc/self/ns/net"}));
+    });
+    let id = cid("usernet");
+    // create/start: the exec fifo is opened by the init as the namespace's root.
+    h.ok(&["create", "--bundle", b.to_str().unwrap(), &id]);
+    h.ok(&["start", &id]);
+    h.wait_status(&id, "running");
+    let init = h.state(&id)["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    assert!(status.contains("\nUid:\t100000\t"), "{status}");
+    // exec enters the network namespace before the user namespace that cannot.
+    let out = h.rt(&["exec", &id, "sh", "-c", &format!("id -u; {SHOW_NS}")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let (uid, rest) = text.split_once('\n').unwrap();
+    assert_eq!(uid, "0");
+    let seen = parse_ns(rest);
+    let net = seen.iter().find(|(k, _)| k == "net").unwrap().1;
+    let user = seen.iter().find(|(k, _)| k == "user").unwrap().1;
+    assert_eq!(net, host_inode("net"));
+    assert_ne!(user, host_inode("user"));
+    h.ok(&["delete", "-f", &id]);
+    h.assert_clean(&id);
+}

@@ -25,15 +25,18 @@ pub struct ExecOptions {
     pub preserve_fds: u32,
 }
 
-/// Namespaces in the order a joining process enters them: user first, since it decides
-/// what we may do in the others; pid and time are entered by the parent (children only).
+/// Namespaces in the order a joining process enters them: the user namespace last, since
+/// the container's others may belong to ours (a remapped container's network namespace
+/// does) and inside its user namespace we would have no rights over them; we are root
+/// here, so ours lets us into all of them first. Pid and time are entered by the parent
+/// (they apply to children only).
 const JOIN_ORDER: [LinuxNamespaceType; 6] = [
-    LinuxNamespaceType::User,
     LinuxNamespaceType::Mount,
     LinuxNamespaceType::Ipc,
     LinuxNamespaceType::Uts,
     LinuxNamespaceType::Network,
     LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::User,
 ];
 
 struct Joiner<'a> {

@@ -334,6 +334,7 @@ pub fn launch(root: &Root, id: &str, opts: &CreateOptions, mode: Mode) -> Result
             let fifo = dir.join(EXEC_FIFO);
             nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
                 .context(|| format!("mkfifo {}", fifo.display()))?;
+            give_fifo_to_init(&fifo, &checked)?;
             StartGate::Fifo(fifo)
         }
         Mode::Run => StartGate::Channel,
@@ -500,6 +501,33 @@ fn clone_flags(plan: &Plan) -> nix::sched::CloneFlags {
     } else {
         plan.clone_flags
     }
+}
+
+/// The init opens the exec fifo for writing as the container's root: in a new user
+/// namespace that is another host uid, which must own it (and the mode must not have lost
+/// its write bits to the umask).
+fn give_fifo_to_init(fifo: &Path, checked: &Checked) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(fifo, std::fs::Permissions::from_mode(0o622))
+        .context(|| format!("chmod {}", fifo.display()))?;
+    if !checked.plan.has(LinuxNamespaceType::User) {
+        return Ok(());
+    }
+    let linux = checked.spec.linux().as_ref();
+    let root_of = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.into_iter()
+            .flatten()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+    };
+    let uid = root_of(linux.and_then(|l| l.uid_mappings().as_ref()));
+    let gid = root_of(linux.and_then(|l| l.gid_mappings().as_ref()));
+    nix::unistd::chown(
+        fifo,
+        uid.map(nix::unistd::Uid::from_raw),
+        gid.map(nix::unistd::Gid::from_raw),
+    )
+    .context(|| format!("chown {}", fifo.display()))
 }
 
 /// A new user namespace's id maps, written from outside before the child goes on.

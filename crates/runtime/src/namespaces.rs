@@ -83,16 +83,24 @@ impl Plan {
     /// Namespaces whose setns only affects children (pid, time) are joined by the parent
     /// before it clones; the rest by the child.
     pub fn parent_joins(&self) -> impl Iterator<Item = &(LinuxNamespaceType, PathBuf)> {
-        self.join.iter().filter(|(k, _)| for_children_only(*k))
+        self.join.iter().filter(|(k, _)| self.joined_by_parent(*k))
     }
 
     pub fn child_joins(&self) -> impl Iterator<Item = &(LinuxNamespaceType, PathBuf)> {
-        self.join.iter().filter(|(k, _)| !for_children_only(*k))
+        self.join.iter().filter(|(k, _)| !self.joined_by_parent(*k))
     }
-}
 
-fn for_children_only(kind: LinuxNamespaceType) -> bool {
-    matches!(kind, LinuxNamespaceType::Pid | LinuxNamespaceType::Time)
+    /// Pid and time always. With a new user namespace, also the network, ipc and uts
+    /// namespaces: they belong to our user namespace, and a child born into the new one
+    /// has no rights over them, so they are entered (for the clone) before it is born.
+    fn joined_by_parent(&self, kind: LinuxNamespaceType) -> bool {
+        use LinuxNamespaceType as N;
+        match kind {
+            N::Pid | N::Time => true,
+            N::Network | N::Ipc | N::Uts => self.clone_flags.contains(CloneFlags::CLONE_NEWUSER),
+            _ => false,
+        }
+    }
 }
 
 pub fn flag(kind: LinuxNamespaceType) -> CloneFlags {
@@ -178,12 +186,12 @@ pub fn write_time_offsets(offsets: &HashMap<String, LinuxTimeOffset>) -> Result<
         .context(|| "write /proc/self/timens_offsets".into())
 }
 
-/// This process's own pid and time namespaces, remembered while it enters others for the
-/// sake of a child (those two apply to children only), and returned to afterwards.
+/// This process's own namespaces, remembered while it enters others for the sake of a child
+/// (pid and time apply to children only; network, ipc and uts are entered for a child born
+/// into a new user namespace), and returned to afterwards.
 #[derive(Default)]
 pub struct ForChildren {
-    pid: Option<File>,
-    time: Option<File>,
+    own: Vec<(LinuxNamespaceType, File)>,
 }
 
 impl ForChildren {
@@ -198,23 +206,16 @@ impl ForChildren {
     }
 
     fn remember(&mut self, kind: LinuxNamespaceType) -> Result<()> {
-        let slot = match kind {
-            LinuxNamespaceType::Time => &mut self.time,
-            _ => &mut self.pid,
-        };
-        if slot.is_none() {
+        if !self.own.iter().any(|(k, _)| *k == kind) {
             let path = PathBuf::from(format!("/proc/self/ns/{}", proc_name(kind)));
-            *slot = Some(open(kind, &path)?);
+            self.own.push((kind, open(kind, &path)?));
         }
         Ok(())
     }
 
     pub fn restore(self) -> Result<()> {
-        if let Some(f) = &self.pid {
-            join(LinuxNamespaceType::Pid, f)?;
-        }
-        if let Some(f) = &self.time {
-            join(LinuxNamespaceType::Time, f)?;
+        for (kind, f) in &self.own {
+            join(*kind, f)?;
         }
         Ok(())
     }

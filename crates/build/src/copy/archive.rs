@@ -19,6 +19,7 @@ use nix::unistd::{linkat, symlinkat};
 
 use super::in_root::{self, create_file, ensure_dir, mkdir_all, remove_existing};
 use crate::error::{io_err, Error, Result};
+use berth_image::IdMap;
 
 const BLOCK: usize = 512;
 
@@ -109,23 +110,35 @@ fn is_tar_header(block: &[u8; BLOCK]) -> bool {
 }
 
 /// Unpacks the archive at `path` into the directory `dest`.
-pub(crate) fn extract(path: &Path, kind: Kind, dest: &OwnedFd, shown: &str) -> Result<()> {
+pub(crate) fn extract(
+    path: &Path,
+    kind: Kind,
+    dest: &OwnedFd,
+    shown: &str,
+    ids: Option<&IdMap>,
+) -> Result<()> {
     let fail = |reason: String| Error::Archive {
         source_name: shown.to_string(),
         reason,
     };
     let reader = decoder(open(path)?, kind).map_err(|e| fail(format!("cannot decompress: {e}")))?;
-    extract_from(reader, dest, &Rules::default(), &fail)
+    let rules = Rules {
+        ids,
+        ..Rules::default()
+    };
+    extract_from(reader, dest, &rules, &fail)
 }
 
 /// What an extraction may do besides writing the archive's entries as they are.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Rules {
+pub(crate) struct Rules<'a> {
     /// Refuse to replace a directory with a non-directory or the other way round
     /// (`docker cp`'s `noOverwriteDirNonDir`).
     pub no_overwrite_dir_non_dir: bool,
     /// The owner of every entry instead of the archive's.
     pub chown: Option<(u32, u32)>,
+    /// The user namespace owners are shifted into (userns-remap); none for the identity.
+    pub ids: Option<&'a IdMap>,
 }
 
 /// Unpacks the tar stream `reader` into the directory `dest`, which is the root of the
@@ -133,7 +146,7 @@ pub(crate) struct Rules {
 pub(crate) fn extract_from(
     reader: impl Read,
     dest: &OwnedFd,
-    rules: &Rules,
+    rules: &Rules<'_>,
     fail: &dyn Fn(String) -> Error,
 ) -> Result<()> {
     let mut archive = tar::Archive::new(reader);
@@ -211,7 +224,7 @@ fn extract_entry<R: Read>(
     dest: &OwnedFd,
     entry: &mut tar::Entry<R>,
     dir_times: &mut Vec<(Vec<u8>, TimeSpec)>,
-    rules: &Rules,
+    rules: &Rules<'_>,
     fail: &dyn Fn(String) -> Error,
 ) -> Result<()> {
     let raw = entry.path_bytes().into_owned();
@@ -223,7 +236,7 @@ fn extract_entry<R: Read>(
     let name = OsStr::from_bytes(name);
     let rel = parts.join(&b'/');
     let shown = String::from_utf8_lossy(&rel).into_owned();
-    let (parent, _) = mkdir_all(dest, &parents.join(&b'/'), None)?;
+    let (parent, _) = mkdir_all(dest, &parents.join(&b'/'), rules.ids.map(IdMap::root))?;
 
     let header = entry.header();
     let bad = |what: &str| fail(format!("the archive entry `{shown}` has a bad {what}"));
@@ -241,6 +254,14 @@ fn extract_entry<R: Read>(
     let mtime = TimeSpec::new(header.mtime().map_err(|_| bad("mtime"))? as i64, 0);
     let entry_type = header.entry_type();
     let (uid, gid) = rules.chown.unwrap_or((uid, gid));
+    let (uid, gid) = match rules.ids {
+        Some(ids) => ids.to_host(uid, gid).ok_or_else(|| {
+            fail(format!(
+                "the archive entry `{shown}` is owned by {uid}:{gid}, which the container's user namespace cannot represent"
+            ))
+        })?,
+        None => (uid, gid),
+    };
     if rules.no_overwrite_dir_non_dir {
         check_same_kind(&parent, name, entry_type.is_dir(), &shown, fail)?;
     }

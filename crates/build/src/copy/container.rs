@@ -24,6 +24,7 @@ use super::in_root::{self, join_in_root, open_root};
 use crate::context::exact;
 use crate::error::{io_err, Error, Result};
 use crate::ignore::clean;
+use berth_image::IdMap;
 
 /// What Docker's `X-Docker-Container-Path-Stat` says of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,15 +162,17 @@ pub fn go_file_mode(st_mode: u32) -> u32 {
 /// entries named from the path's last name (`dir/.`: the directory's own entry is `./`,
 /// its contents are named as they are).
 pub fn archive_path(rootfs: &Path, path: &str, out: impl Write) -> Result<()> {
-    archive_path_as(rootfs, path, None, out)
+    archive_path_as(rootfs, path, None, &IdMap::default(), out)
 }
 
 /// `archive_path` with the entries named from `rename` instead (`docker cp` to a new
 /// name): for `dir/.`, the directory's entry is `rename` and its contents are under it.
+/// Owners are written as the container sees them (`ids`: its user namespace).
 pub fn archive_path_as(
     rootfs: &Path,
     path: &str,
     rename: Option<&str>,
+    ids: &IdMap,
     out: impl Write,
 ) -> Result<()> {
     let root = open_root(rootfs)?;
@@ -180,17 +183,17 @@ pub fn archive_path_as(
     match (at.name == ".", rename) {
         (true, None) => {
             let meta = at.metadata().map_err(io_err("stat", &at.shown))?;
-            let mut header = header_for(&meta);
+            let mut header = header_for(&meta, ids);
             set_raw_name(&mut header, b"./");
             header.set_cksum();
             tar.append(&header, io::empty())
                 .map_err(io_err("archive", &at.shown))?;
             let dir = open_subdir(&at.dir, OsStr::new("."), &at.shown)?;
-            append_children(&mut tar, &dir, Path::new(""), &at.shown)?;
+            append_children(&mut tar, &dir, Path::new(""), &at.shown, ids)?;
         }
         (_, rename) => {
             let name = PathBuf::from(rename.map_or(at.name.as_os_str(), OsStr::new));
-            append_entry(&mut tar, &at.dir, &at.name, &name, &at.shown)?;
+            append_entry(&mut tar, &at.dir, &at.name, &name, &at.shown, ids)?;
         }
     }
     tar.into_inner()
@@ -199,24 +202,26 @@ pub fn archive_path_as(
 }
 
 /// Writes a tar of the whole root filesystem (`docker export`): every entry named from
-/// the root, without an entry for the root itself.
-pub fn export(rootfs: &Path, out: impl Write) -> Result<()> {
+/// the root, without an entry for the root itself; owners as the container sees them.
+pub fn export(rootfs: &Path, ids: &IdMap, out: impl Write) -> Result<()> {
     let root = open_root(rootfs)?;
     let mut tar = tar::Builder::new(out);
-    append_children(&mut tar, &root, Path::new(""), "/")?;
+    append_children(&mut tar, &root, Path::new(""), "/", ids)?;
     tar.into_inner()
         .and_then(|mut w| w.flush())
         .map_err(io_err("export", "/"))
 }
 
 /// Extracts the tar stream `input` into the directory `dir` of the root filesystem; every
-/// entry's owner is `chown` if given. The directory must exist.
+/// entry's owner is `chown` if given, shifted into the container's user namespace (`ids`).
+/// The directory must exist.
 pub fn extract_into(
     rootfs: &Path,
     dir: &str,
     input: impl Read,
     no_overwrite_dir_non_dir: bool,
     chown: Option<(u32, u32)>,
+    ids: &IdMap,
 ) -> Result<()> {
     let root = open_root(rootfs)?;
     let at = Located::find(&root, dir)?;
@@ -235,6 +240,7 @@ pub fn extract_into(
     let rules = Rules {
         no_overwrite_dir_non_dir,
         chown,
+        ids: Some(ids),
     };
     let shown = at.shown.clone();
     let fail =
@@ -242,9 +248,12 @@ pub fn extract_into(
     archive::extract_from(input, &dest, &rules, &fail)
 }
 
-fn header_for(meta: &Metadata) -> tar::Header {
+fn header_for(meta: &Metadata, ids: &IdMap) -> tar::Header {
     let mut header = tar::Header::new_gnu();
     header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+    let (uid, gid) = ids.to_container(meta.uid(), meta.gid());
+    header.set_uid(uid.into());
+    header.set_gid(gid.into());
     if !meta.is_file() {
         header.set_size(0);
     }
@@ -269,10 +278,11 @@ fn append_children<W: Write>(
     dir: &OwnedFd,
     prefix: &Path,
     shown: &str,
+    ids: &IdMap,
 ) -> Result<()> {
     for name in list(dir, shown)? {
         let child_shown = format!("{}/{}", shown.trim_end_matches('/'), name.to_string_lossy());
-        append_entry(tar, dir, &name, &prefix.join(&name), &child_shown)?;
+        append_entry(tar, dir, &name, &prefix.join(&name), &child_shown, ids)?;
     }
     Ok(())
 }
@@ -306,6 +316,7 @@ fn append_entry<W: Write>(
     name: &OsStr,
     tar_name: &Path,
     shown: &str,
+    ids: &IdMap,
 ) -> Result<()> {
     let meta = match entry_metadata(dir, name) {
         Ok(meta) => meta,
@@ -313,14 +324,14 @@ fn append_entry<W: Write>(
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
         Err(e) => return Err(Error::io(format!("stat {shown}"), e)),
     };
-    let mut header = header_for(&meta);
+    let mut header = header_for(&meta, ids);
     let file_type = meta.file_type();
     let failed = io_err("archive", shown);
     if file_type.is_dir() {
         tar.append_data(&mut header, tar_name, io::empty())
             .map_err(failed)?;
         let sub = open_subdir(dir, name, shown)?;
-        append_children(tar, &sub, tar_name, shown)
+        append_children(tar, &sub, tar_name, shown, ids)
     } else if file_type.is_file() {
         let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
         let file =

@@ -81,13 +81,27 @@ fn archives_are_named_from_the_last_name() {
     archive_path(root.path(), "/app/.", &mut out).unwrap();
     assert_eq!(names(&out), ["./", "a.txt", "sub", "sub/b.txt"]);
     let mut out = Vec::new();
-    archive_path_as(root.path(), "/app/.", Some("new"), &mut out).unwrap();
+    archive_path_as(
+        root.path(),
+        "/app/.",
+        Some("new"),
+        &IdMap::default(),
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(
         names(&out),
         ["new", "new/a.txt", "new/sub", "new/sub/b.txt"]
     );
     let mut out = Vec::new();
-    archive_path_as(root.path(), "/app/a.txt", Some("b"), &mut out).unwrap();
+    archive_path_as(
+        root.path(),
+        "/app/a.txt",
+        Some("b"),
+        &IdMap::default(),
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(names(&out), ["b"]);
     let mut out = Vec::new();
     archive_path(root.path(), "/app/", &mut out).unwrap();
@@ -111,7 +125,7 @@ fn archives_are_named_from_the_last_name() {
 fn export_holds_the_whole_tree() {
     let root = rootfs();
     let mut out = Vec::new();
-    export(root.path(), &mut out).unwrap();
+    export(root.path(), &IdMap::default(), &mut out).unwrap();
     assert_eq!(
         names(&out),
         [
@@ -151,7 +165,15 @@ fn extraction_stays_inside_through_symlinks() {
     // A link in the container aimed at a host directory by its absolute path.
     symlink(outside.path(), root.path().join("app/host")).unwrap();
     let input = tar_of(&[("/abs.txt", b"1"), ("host/x", b"2")]);
-    extract_into(root.path(), "/evil", input.as_slice(), false, Some((0, 0))).unwrap();
+    extract_into(
+        root.path(),
+        "/evil",
+        input.as_slice(),
+        false,
+        Some((0, 0)),
+        &IdMap::default(),
+    )
+    .unwrap();
     assert_eq!(fs::read(root.path().join("etc/abs.txt")).unwrap(), b"1");
     let owner = fs::metadata(root.path().join("etc/abs.txt")).unwrap();
     assert_eq!(
@@ -159,12 +181,28 @@ fn extraction_stays_inside_through_symlinks() {
         (0, 0),
         "chown replaces the archive's owner"
     );
-    extract_into(root.path(), "/app", input.as_slice(), false, None).unwrap();
+    extract_into(
+        root.path(),
+        "/app",
+        input.as_slice(),
+        false,
+        None,
+        &IdMap::default(),
+    )
+    .unwrap();
     assert!(!escape.exists(), "nothing is written through a link out");
     let meta = fs::metadata(root.path().join("app/abs.txt")).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o640);
     let climbing = tar_of(&[("../../up.txt", b"3")]);
-    let err = extract_into(root.path(), "/app", climbing.as_slice(), false, None).unwrap_err();
+    let err = extract_into(
+        root.path(),
+        "/app",
+        climbing.as_slice(),
+        false,
+        None,
+        &IdMap::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Invalid(_)), "{err}");
 }
 
@@ -172,15 +210,37 @@ fn extraction_stays_inside_through_symlinks() {
 fn no_overwrite_dir_non_dir_is_kept() {
     let root = rootfs();
     let input = tar_of(&[("sub", b"file")]);
-    let err = extract_into(root.path(), "/app", input.as_slice(), true, None).unwrap_err();
+    let err = extract_into(
+        root.path(),
+        "/app",
+        input.as_slice(),
+        true,
+        None,
+        &IdMap::default(),
+    )
+    .unwrap_err();
     assert!(
         err.to_string().contains("cannot overwrite directory"),
         "{err}"
     );
     assert!(root.path().join("app/sub/b.txt").exists());
-    let missing = extract_into(root.path(), "/nowhere", input.as_slice(), false, None);
+    let missing = extract_into(
+        root.path(),
+        "/nowhere",
+        input.as_slice(),
+        false,
+        None,
+        &IdMap::default(),
+    );
     assert!(matches!(missing, Err(Error::PathNotFound(_))));
-    let not_dir = extract_into(root.path(), "/app/a.txt", input.as_slice(), false, None);
+    let not_dir = extract_into(
+        root.path(),
+        "/app/a.txt",
+        input.as_slice(),
+        false,
+        None,
+        &IdMap::default(),
+    );
     assert!(matches!(not_dir, Err(Error::Invalid(_))));
 }
 

@@ -25,6 +25,7 @@ use crate::context::{exact, Source};
 use crate::error::{io_err, Error, Result};
 use crate::ignore::{clean, Ignore};
 use crate::tree;
+use berth_image::IdMap;
 
 /// The flags of one COPY/ADD.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,6 +39,9 @@ pub struct CopyOptions<'a> {
     pub extract_archives: bool,
     /// The context's `.dockerignore`, applied to what is inside directory sources.
     pub ignore: Option<&'a Ignore>,
+    /// The user namespace the image's files are owned in (userns-remap): owners are
+    /// shifted into it. None for the identity.
+    pub ids: Option<&'a IdMap>,
 }
 
 /// Copies `sources` to `dest` in the root filesystem `rootfs`, a relative `dest` being
@@ -60,9 +64,21 @@ pub fn copy_into(
     if sources.len() > 1 && !target.is_dir {
         return Err(Error::DestNotDir);
     }
+    let owner = opts.chown.unwrap_or((0, 0));
+    let owner = match opts.ids {
+        Some(ids) => ids.to_host(owner.0, owner.1).ok_or_else(|| Error::Dest {
+            dest: dest.to_string(),
+            reason: format!(
+                "--chown={}:{} is outside the ids the daemon's user namespace maps (userns-remap)",
+                owner.0, owner.1
+            ),
+        })?,
+        None => owner,
+    };
     let copier = Copier {
         root: in_root::open_root(rootfs)?,
         opts,
+        owner,
     };
     for source in sources {
         copier.copy_source(source, &target, sources.len() > 1)?;
@@ -71,14 +87,15 @@ pub fn copy_into(
 }
 
 /// `mkdir -p` of `dir` (absolute, or relative to `/`) inside `rootfs`, resolved as if
-/// `rootfs` were `/`: WORKDIR's directory before a step runs in it.
-pub fn make_dir(rootfs: &Path, dir: &str) -> Result<()> {
+/// `rootfs` were `/`: WORKDIR's directory before a step runs in it, owned by the
+/// container's root (`ids`: its user namespace, if any).
+pub fn make_dir(rootfs: &Path, dir: &str, ids: Option<&IdMap>) -> Result<()> {
     let root = in_root::open_root(rootfs)?;
     let rel = dir.trim_start_matches('/');
     if rel.is_empty() {
         return Ok(());
     }
-    in_root::mkdir_all(&root, rel.as_bytes(), None).map(drop)
+    in_root::mkdir_all(&root, rel.as_bytes(), ids.map(IdMap::root)).map(drop)
 }
 
 /// Where a COPY goes.
@@ -117,6 +134,8 @@ impl Target {
 struct Copier<'a> {
     root: OwnedFd,
     opts: &'a CopyOptions<'a>,
+    /// The host owner of everything copied (`--chown`, or root, shifted by `opts.ids`).
+    owner: (u32, u32),
 }
 
 impl Copier<'_> {
@@ -124,7 +143,7 @@ impl Copier<'_> {
         let meta = fs::metadata(&source.path).map_err(io_err("stat", &source.rel))?;
         let dest = target.rel.as_bytes();
         if source.is_dir {
-            let (dir, made) = in_root::mkdir_all(&self.root, dest, self.opts.chown)?;
+            let (dir, made) = in_root::mkdir_all(&self.root, dest, self.dir_owner())?;
             self.copy_children(&source.path, &source.real_rel, &dir, &target.shown())?;
             if made {
                 self.apply_meta(&dir, &meta, &target.shown())?;
@@ -133,14 +152,14 @@ impl Copier<'_> {
         }
         if self.opts.extract_archives {
             if let Some(kind) = archive::detect(&source.path)? {
-                let (dir, _) = in_root::mkdir_all(&self.root, dest, self.opts.chown)?;
-                return archive::extract(&source.path, kind, &dir, &source.rel);
+                let (dir, _) = in_root::mkdir_all(&self.root, dest, self.dir_owner())?;
+                return archive::extract(&source.path, kind, &dir, &source.rel, self.opts.ids);
             }
         }
         let source_name = source.rel.rsplit('/').next().unwrap_or_default();
         let (parent, name) = if target.is_dir || several {
             (
-                in_root::mkdir_all(&self.root, dest, self.opts.chown)?.0,
+                in_root::mkdir_all(&self.root, dest, self.dir_owner())?.0,
                 source_name,
             )
         } else if let Ok(dir) = in_root::open_dir(&self.root, dest) {
@@ -148,7 +167,7 @@ impl Copier<'_> {
         } else {
             let (parent_rel, name) = target.rel.rsplit_once('/').unwrap_or(("", &target.rel));
             (
-                in_root::mkdir_all(&self.root, parent_rel.as_bytes(), self.opts.chown)?.0,
+                in_root::mkdir_all(&self.root, parent_rel.as_bytes(), self.dir_owner())?.0,
                 name,
             )
         };
@@ -242,7 +261,13 @@ impl Copier<'_> {
     }
 
     fn owner(&self) -> (u32, u32) {
-        self.opts.chown.unwrap_or((0, 0))
+        self.owner
+    }
+
+    /// The owner of directories made on the way to the destination: `--chown`'s, or (none
+    /// given) root's.
+    fn dir_owner(&self) -> Option<(u32, u32)> {
+        (self.opts.chown.is_some() || self.opts.ids.is_some()).then_some(self.owner)
     }
 
     /// Owner, mode and times of a copied file or directory.

@@ -187,7 +187,7 @@ fn extract_locally(tar: &[u8], src_is_dir: bool, src_name: &str, dest: &str) -> 
     let owner = Some(invoking_user());
     match std::fs::metadata(dest_path) {
         Ok(m) if m.is_dir() => {
-            return cp::extract_into(dest_path, ".", tar, true, owner)
+            return cp::extract_into(dest_path, ".", tar, true, owner, &Default::default())
                 .with_context(|| format!("cannot copy into {dest}"))
         }
         Ok(_) if src_is_dir => bail!("cannot copy a directory to the file {dest}"),
@@ -206,7 +206,7 @@ fn extract_locally(tar: &[u8], src_is_dir: bool, src_name: &str, dest: &str) -> 
     let scratch = parent.join(format!(".berth-cp-{}", std::process::id()));
     std::fs::create_dir(&scratch)
         .with_context(|| format!("cannot create {}", scratch.display()))?;
-    let moved = cp::extract_into(&scratch, ".", tar, true, owner)
+    let moved = cp::extract_into(&scratch, ".", tar, true, owner, &Default::default())
         .map_err(anyhow::Error::from)
         .and_then(|()| {
             let from = if src_name == "." {
@@ -303,8 +303,14 @@ fn archive_locally(
         }
     };
     let mut tar = Vec::new();
-    cp::archive_path_as(Path::new("/"), &local, rename.as_deref(), &mut tar)
-        .with_context(|| format!("cannot copy {src}"))?;
+    cp::archive_path_as(
+        Path::new("/"),
+        &local,
+        rename.as_deref(),
+        &Default::default(),
+        &mut tar,
+    )
+    .with_context(|| format!("cannot copy {src}"))?;
     Ok((dir, tar))
 }
 

@@ -106,6 +106,9 @@ pub struct ContainerOpts {
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,
+    /// User namespace to use: "host" runs outside the daemon's (userns-remap)
+    #[arg(long)]
+    pub userns: Option<String>,
     /// Mount the container's root filesystem as read only
     #[arg(long)]
     pub read_only: bool,
@@ -192,6 +195,7 @@ fn host_config(
     });
     set(&mut hc, "Init", o.init.then_some(json!(true)));
     set(&mut hc, "Runtime", o.runtime.as_ref().map(|r| json!(r)));
+    set(&mut hc, "UsernsMode", o.userns.as_ref().map(|u| json!(u)));
     set(
         &mut hc,
         "Memory",

@@ -48,6 +48,24 @@ impl Daemon {
     /// A daemon with extra flags, which `prepare` may make files for in the daemon's
     /// directory (given to it) before the daemon starts.
     pub fn start_with(prepare: impl FnOnce(&Path) -> Vec<String>) -> Daemon {
+        Daemon::launch(&[], |_| String::new(), prepare)
+    }
+
+    /// As `start_with`, in a private mount namespace too, where the shell commands
+    /// `setup(dir)` run before the daemon: for a test that changes what the daemon sees of
+    /// the host's files (such as /etc, under an overlay) while the host keeps its own.
+    pub fn start_isolated(
+        setup: impl FnOnce(&Path) -> String,
+        prepare: impl FnOnce(&Path) -> Vec<String>,
+    ) -> Daemon {
+        Daemon::launch(&["--mount"], setup, prepare)
+    }
+
+    fn launch(
+        unshare: &[&str],
+        setup: impl FnOnce(&Path) -> String,
+        prepare: impl FnOnce(&Path) -> Vec<String>,
+    ) -> Daemon {
         assert!(
             nix::unistd::geteuid().is_root(),
             "these tests need root (namespaces, mounts, cgroups)"
@@ -64,11 +82,11 @@ impl Daemon {
         std::fs::create_dir(dir.path().join("docker-config")).expect("docker config dir");
         let extra = prepare(dir.path()).join(" ");
         std::fs::write(dir.path().join("extra-flags"), &extra).expect("extra flags");
-        let child = spawn(
-            dir.path(),
-            &["unshare", "--net", "--fork", "--kill-child=SIGTERM"],
-            "ip link set lo up && ",
-        );
+        let mut prefix = vec!["unshare", "--net"];
+        prefix.extend_from_slice(unshare);
+        prefix.extend(["--fork", "--kill-child=SIGTERM"]);
+        let setup = format!("{}ip link set lo up && ", setup(dir.path()));
+        let child = spawn(dir.path(), &prefix, &setup);
         let mut daemon = Daemon {
             dir: Some(dir),
             socket,
@@ -212,6 +230,9 @@ impl Daemon {
         self.remove_containers();
         let left = self.docker_ok(&["ps", "-aq"]);
         assert!(left.trim().is_empty(), "containers left: {left}");
+        // Seen from the daemon's own mount namespace, which may be private.
+        let mounts = mounts_under_in(self.pid(), self.dir());
+        assert!(mounts.is_empty(), "the daemon's mounts left: {mounts:?}");
         self.stop();
         let dir = self.dir.take().expect("dir");
         let shims = shims_of(dir.path());
@@ -362,8 +383,13 @@ pub fn shims_of(dir: &Path) -> Vec<i32> {
 
 /// Mount points under `dir` in this mount namespace.
 pub fn mounts_under(dir: &Path) -> Vec<String> {
+    mounts_under_in(std::process::id() as i32, dir)
+}
+
+/// Mount points under `dir` in the mount namespace of process `pid`.
+pub fn mounts_under_in(pid: i32, dir: &Path) -> Vec<String> {
     let dir = dir.to_string_lossy().into_owned();
-    std::fs::read_to_string("/proc/self/mountinfo")
+    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
         .expect("mountinfo")
         .lines()
         .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
