@@ -7,7 +7,9 @@ use berth_config::{Checked, DaemonConfig, Loaded};
 use berth_engine::defaults::{CgroupnsMode, Defaults};
 use berth_engine::limits::{Seccomp, Ulimit};
 use berth_engine::Settings;
-use berth_network::model::{OPT_ICC, OPT_MASQUERADE, OPT_MTU};
+use berth_network::model::{
+    OPT_BRIDGE_NAME, OPT_EXISTING_BRIDGE, OPT_ICC, OPT_MASQUERADE, OPT_MTU,
+};
 use berth_network::SubnetSpec;
 
 /// The engine's settings for a daemon configured as `loaded`, with `shim` for containers.
@@ -90,24 +92,34 @@ fn default_bridge(
     c: &DaemonConfig,
     k: &Checked,
 ) -> Result<Option<berth_network::NetworkSpec>, String> {
-    match k.bridge.as_deref() {
+    let existing = match k.bridge.as_deref() {
         Some("none") => return Ok(None),
-        Some(name) => {
-            return Err(format!(
-                "bridge: using an existing bridge ({name}) is not supported by berth yet: leave \
-                 bridge out (berth makes its own) or set it to none"
-            ))
-        }
-        None => {}
-    }
+        Some(name) => Some((name, interface_ipv4(name)?)),
+        None => None,
+    };
     let mut spec = berth_engine::engine::default_bridge_spec();
     let options = &mut spec.options;
+    // The operator's bridge: its own address decides the subnet and gateway, as `bip`
+    // would (the two are refused together).
+    let mut bip = k.bip;
+    if let Some((name, address)) = existing {
+        options.insert(OPT_BRIDGE_NAME.into(), name.to_string());
+        options.insert(OPT_EXISTING_BRIDGE.into(), "true".into());
+        if let Some((ip, prefix)) = address {
+            let net = ipnet::Ipv4Net::new(ip, prefix)
+                .map_err(|e| format!("bridge {name}: its address {ip}/{prefix}: {e}"))?;
+            bip = Some(berth_config::Bip {
+                address: ip.into(),
+                subnet: net.trunc().into(),
+            });
+        }
+    }
     options.insert(OPT_ICC.into(), c.icc.to_string());
     options.insert(OPT_MASQUERADE.into(), c.ip_masq.to_string());
     if let Some(mtu) = k.mtu {
         options.insert(OPT_MTU.into(), mtu.to_string());
     }
-    if let Some(bip) = k.bip {
+    if let Some(bip) = bip {
         spec.subnets.push(SubnetSpec {
             subnet: bip.subnet,
             range: k.fixed_cidr,
@@ -136,6 +148,35 @@ fn default_bridge(
         });
     }
     Ok(Some(spec))
+}
+
+/// The first IPv4 address (and prefix) the operator gave interface `name`; none if it has
+/// none yet. A missing interface is refused.
+fn interface_ipv4(name: &str) -> Result<Option<(std::net::Ipv4Addr, u8)>, String> {
+    let all = nix::ifaddrs::getifaddrs().map_err(|e| format!("bridge: list interfaces: {e}"))?;
+    let mut exists = false;
+    for a in all.filter(|a| a.interface_name == name) {
+        exists = true;
+        let ip = a
+            .address
+            .as_ref()
+            .and_then(|x| x.as_sockaddr_in())
+            .map(|s| s.ip());
+        let mask = a
+            .netmask
+            .as_ref()
+            .and_then(|x| x.as_sockaddr_in())
+            .map(|s| s.ip());
+        if let (Some(ip), Some(mask)) = (ip, mask) {
+            return Ok(Some((ip, u32::from(mask).count_ones() as u8)));
+        }
+    }
+    if !exists {
+        return Err(format!(
+            "bridge: there is no interface {name}: create the bridge first, or leave bridge out (berth makes its own)"
+        ));
+    }
+    Ok(None)
 }
 
 fn defaults(c: &DaemonConfig, k: &Checked) -> Result<Defaults, String> {

@@ -23,6 +23,12 @@ fn daemon_with(config: &str) -> Daemon {
     })
 }
 
+/// net.ipv4.ip_forward in the daemon's network namespace.
+fn forwarding(d: &Daemon) -> String {
+    let out = d.in_netns(&["cat", "/proc/sys/net/ipv4/ip_forward"]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn inspect(d: &Daemon, args: &[&str]) -> Value {
     let out = d.docker_ok(args);
     let v: Value = serde_json::from_str(&out).expect("inspect JSON");
@@ -65,6 +71,8 @@ fn network_settings_decide_addresses_dns_mtu_and_isolation() {
     assert!(resolv.contains("options ndots:2\n"), "{resolv}");
     let mtu = run_out(&d, &["busybox", "cat", "/sys/class/net/eth0/mtu"]);
     assert_eq!(mtu.trim(), "1400");
+    // ip-forward defaults to true: the daemon turned forwarding on with its bridge.
+    assert_eq!(forwarding(&d), "1");
 
     // Addresses come from fixed-cidr inside bip's subnet.
     d.docker_ok(&["run", "-d", "--name", "a1", "busybox", "sleep", "300"]);
@@ -250,6 +258,11 @@ fn bad_configurations_are_refused_in_one_line_and_change_nothing() {
             "default-shm-size: \"lots\" is not a size",
         ),
         (
+            r#"{"bridge": "nosuchbr0"}"#,
+            &[],
+            "there is no interface nosuchbr0",
+        ),
+        (
             r#"{"userns-remap": "root"}"#,
             &[],
             "remapping to root is not allowed",
@@ -393,6 +406,7 @@ fn sockets_group_pidfile_firewall_switch_and_seccomp_profile_take_effect() {
         let config = dir.join("daemon.json");
         let json = serde_json::json!({
             "iptables": false,
+            "ip-forward": false,
             "group": "nogroup",
             "seccomp-profile": profile,
         });
@@ -444,6 +458,9 @@ fn sockets_group_pidfile_firewall_switch_and_seccomp_profile_take_effect() {
         !tables.contains("berth"),
         "a firewall table with iptables=false: {tables}"
     );
+    // ip-forward=false: the bridge is up but forwarding was left as it was (off in a new
+    // network namespace).
+    assert_eq!(forwarding(&d), "0");
     d.docker_ok(&["rm", "-f", "web"]);
 
     // The daemon's seccomp profile is every container's that names none.
@@ -502,5 +519,50 @@ fn ipv6_masquerade_switch_and_insecure_registry_cidrs_take_effect() {
     d.docker_ok(&["pull", "10.55.0.1:5000/team/bb:1"]);
     let _ = registry.kill();
     let _ = registry.wait();
+    d.finish();
+}
+
+#[test]
+fn an_existing_bridge_is_the_default_bridge_and_is_left_in_place() {
+    let d = Daemon::start_after(
+        |_| {
+            "ip link add br-ops type bridge && ip addr add 10.66.0.1/24 dev br-ops && \
+             ip link set br-ops up && "
+                .into()
+        },
+        |dir| {
+            let path = dir.join("daemon.json");
+            let json = r#"{"bridge": "br-ops", "fixed-cidr": "10.66.0.128/25"}"#;
+            std::fs::write(&path, json).expect("write daemon.json");
+            vec!["--config-file".into(), path.display().to_string()]
+        },
+    );
+    d.import_busybox("busybox:latest");
+    let bridge = inspect(&d, &["network", "inspect", "bridge"]);
+    assert_eq!(bridge["IPAM"]["Config"][0]["Subnet"], "10.66.0.0/24");
+    assert_eq!(bridge["IPAM"]["Config"][0]["Gateway"], "10.66.0.1");
+    assert_eq!(
+        bridge["Options"]["com.docker.network.bridge.name"],
+        "br-ops"
+    );
+
+    d.docker_ok(&["run", "-d", "--name", "a1", "busybox", "sleep", "300"]);
+    let ip = inspect(&d, &["inspect", "a1"])["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .expect("an address")
+        .to_string();
+    let last: u8 = ip.rsplit('.').next().unwrap().parse().unwrap();
+    assert!(ip.starts_with("10.66.0.") && last >= 128, "{ip}");
+    // Its interface's host end is a port of the operator's bridge, which carries traffic.
+    let ports = d.in_netns(&["ip", "-o", "link", "show", "master", "br-ops"]);
+    let ports = String::from_utf8_lossy(&ports.stdout).into_owned();
+    assert_eq!(ports.lines().count(), 1, "{ports}");
+    d.docker_ok(&["exec", "a1", "ping", "-c", "1", "-W", "5", "10.66.0.1"]);
+
+    // With no container left, the bridge is still the operator's, address and all.
+    d.docker_ok(&["rm", "-f", "a1"]);
+    let left = d.in_netns(&["ip", "-o", "-4", "addr", "show", "dev", "br-ops"]);
+    let left = String::from_utf8_lossy(&left.stdout).into_owned();
+    assert!(left.contains("10.66.0.1/24"), "{left}");
     d.finish();
 }

@@ -63,6 +63,7 @@ pub async fn create(host: &Host, net: &Network) -> Result<Driver> {
 /// Removes a network's kernel objects; absent ones are fine.
 pub async fn remove(host: &Host, net: &Network) -> Result<()> {
     match &net.driver {
+        Driver::Bridge(b) if b.existing => Ok(()),
         Driver::Bridge(b) => links::delete_named(&host.nl, &b.bridge).await,
         Driver::Macvlan(MacvlanSettings {
             created_vlan: Some(vlan),
@@ -92,7 +93,14 @@ async fn remove_cni_bridge(host: &Host, config: &serde_json::Value) -> Result<()
 async fn create_bridge(host: &Host, net: &Network, b: &BridgeSettings) -> Result<()> {
     let alias = network_alias(&net.id);
     let link = match links::by_name(&host.nl, &b.bridge).await? {
-        Some(l) if l.alias.as_deref() == Some(alias.as_str()) => l,
+        Some(l) if b.existing || l.alias.as_deref() == Some(alias.as_str()) => l,
+        None if b.existing => {
+            return Err(Error::Invalid(format!(
+                "bridge {} does not exist: create it (a Linux bridge), or leave the daemon's \
+                 bridge setting out",
+                b.bridge
+            )))
+        }
         Some(_) => {
             return Err(Error::Invalid(format!(
                 "interface {} already exists and is not this network's: choose another \

@@ -96,6 +96,10 @@ pub struct BridgeSettings {
     pub mtu: Option<u32>,
     /// The default bridge: no name resolution, as in Docker.
     pub default: bool,
+    /// The bridge is the operator's (the daemon's `bridge` setting): used as it is, never
+    /// made or deleted by berth.
+    #[serde(default)]
+    pub existing: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +123,9 @@ pub const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade
 pub const OPT_HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
 pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
 pub const OPT_DEFAULT_BRIDGE: &str = "com.docker.network.bridge.default_bridge";
+/// berth's own: the bridge named by `com.docker.network.bridge.name` exists and is not
+/// berth's to make or delete.
+pub const OPT_EXISTING_BRIDGE: &str = "berth.bridge.existing";
 pub const OPT_PARENT: &str = "parent";
 pub const OPT_MACVLAN_MODE: &str = "macvlan_mode";
 pub const OPT_IPVLAN_MODE: &str = "ipvlan_mode";
@@ -192,6 +199,7 @@ fn parse_bridge(id: &str, opts: &Options) -> Result<BridgeSettings> {
         host_binding,
         mtu: opts.take_mtu()?,
         default,
+        existing: opts.take_bool(OPT_EXISTING_BRIDGE, false)?,
     })
 }
 
@@ -382,6 +390,7 @@ mod tests {
                 host_binding: None,
                 mtu: None,
                 default: false,
+                existing: false,
             })
         );
         let d = parse_driver(

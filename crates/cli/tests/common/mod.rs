@@ -51,6 +51,15 @@ impl Daemon {
         Daemon::launch(&[], |_| String::new(), prepare)
     }
 
+    /// As `start_with`, with the shell commands `setup(dir)` run in the daemon's network
+    /// namespace before it starts (such as making an interface it is to use).
+    pub fn start_after(
+        setup: impl FnOnce(&Path) -> String,
+        prepare: impl FnOnce(&Path) -> Vec<String>,
+    ) -> Daemon {
+        Daemon::launch(&[], setup, prepare)
+    }
+
     /// As `start_with`, in a private mount namespace too, where the shell commands
     /// `setup(dir)` run before the daemon: for a test that changes what the daemon sees of
     /// the host's files (such as /etc, under an overlay) while the host keeps its own.
