@@ -41,6 +41,7 @@ pub fn engine_settings(loaded: &Loaded, shim: &Path) -> Result<Settings, String>
     s.configure_runtimes(runtimes(c), Some(&c.default_runtime))
         .map_err(|e| e.to_string())?;
     s.log = log_config(c)?;
+    s.init_path = init_path(c)?;
     s.default_bridge = default_bridge(c, k)?;
     s.defaults = defaults(c, k)?;
     s.images.registry.insecure = k.insecure.clone();
@@ -48,6 +49,21 @@ pub fn engine_settings(loaded: &Loaded, shim: &Path) -> Result<Settings, String>
     s.images.parallel = c.max_concurrent_downloads as usize;
     s.images.uploads = c.max_concurrent_uploads as usize;
     Ok(s)
+}
+
+/// `init-path`: an executable file, mounted into `--init` containers as their PID 1.
+fn init_path(c: &DaemonConfig) -> Result<Option<std::path::PathBuf>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(path) = c.init_path.as_deref().filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let meta = std::fs::metadata(path).map_err(|e| format!("init-path {path}: {e}"))?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(format!(
+            "init-path {path} is not an executable file: give the path of an init program such as tini or docker-init"
+        ));
+    }
+    Ok(Some(path.into()))
 }
 
 /// `log-driver` and `log-opts`, checked by the rules a container's are.

@@ -258,6 +258,11 @@ fn bad_configurations_are_refused_in_one_line_and_change_nothing() {
             "default-shm-size: \"lots\" is not a size",
         ),
         (
+            r#"{"init-path": "/nonexistent/docker-init"}"#,
+            &[],
+            "init-path /nonexistent/docker-init",
+        ),
+        (
             r#"{"bridge": "nosuchbr0"}"#,
             &[],
             "there is no interface nosuchbr0",
@@ -564,5 +569,35 @@ fn an_existing_bridge_is_the_default_bridge_and_is_left_in_place() {
     let left = d.in_netns(&["ip", "-o", "-4", "addr", "show", "dev", "br-ops"]);
     let left = String::from_utf8_lossy(&left.stdout).into_owned();
     assert!(left.contains("10.66.0.1/24"), "{left}");
+    d.finish();
+}
+
+#[test]
+fn init_path_is_pid_1_of_init_containers_under_every_runtime() {
+    let d = Daemon::start_with(|dir| {
+        let init = dir.join("my-init");
+        std::fs::write(
+            &init,
+            "#!/bin/sh\n[ \"$1\" = -- ] && shift\necho \"my-init is pid $$\"\nexec \"$@\"\n",
+        )
+        .expect("write the init");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = dir.join("daemon.json");
+        let json = serde_json::json!({"init": true, "init-path": init});
+        std::fs::write(&path, json.to_string()).expect("write daemon.json");
+        vec!["--config-file".into(), path.display().to_string()]
+    });
+    d.import_busybox("busybox:latest");
+    // The daemon's init default brings the program in; it runs the command after `--`.
+    let out = run_out(&d, &["busybox", "echo", "hi"]);
+    assert_eq!(out, "my-init is pid 1\nhi\n");
+    // Under runc too: the init is the program, not the built-in runtime's reaper.
+    common::require("runc", "runc");
+    let out = run_out(&d, &["--runtime", "runc", "busybox", "echo", "hi"]);
+    assert_eq!(out, "my-init is pid 1\nhi\n");
+    // --init=false still wins.
+    let out = run_out(&d, &["--init=false", "busybox", "echo", "hi"]);
+    assert_eq!(out, "hi\n");
     d.finish();
 }

@@ -288,6 +288,32 @@ pub struct EtcMounts<'a> {
     pub resolv_conf: &'a Path,
 }
 
+/// Where an init program (the daemon's `init-path`) appears in a container, as in Docker.
+pub const INIT_PROGRAM_TARGET: &str = "/sbin/docker-init";
+
+/// `--init` with the daemon's `init-path`: that program, bind-mounted read-only, is PID 1
+/// and runs the container's command after `--`, in place of the built-in runtime's reaper.
+pub fn use_init_program(spec: &mut Spec, program: &Path) -> Result<()> {
+    if let Some(a) = spec.annotations().clone() {
+        let mut a = a;
+        a.remove(berth_runtime::reaper::INIT_ANNOTATION);
+        spec.set_annotations(Some(a));
+    }
+    let mut process = spec.process().clone().unwrap_or_default();
+    let mut args = vec![INIT_PROGRAM_TARGET.to_string(), "--".to_string()];
+    args.extend(process.args().clone().unwrap_or_default());
+    process.set_args(Some(args));
+    spec.set_process(Some(process));
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.push(crate::volumes::bind_mount(
+        program,
+        INIT_PROGRAM_TARGET,
+        true,
+    )?);
+    spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
 /// The runtime spec for a container whose root filesystem is at `rootfs`: the runtime's
 /// defaults, the config's process, the network namespace to join, and the sandbox's /etc
 /// files bind-mounted.

@@ -55,6 +55,9 @@ pub struct Settings {
     pub default_runtime: String,
     /// The daemon's log driver and options, for containers created without a driver.
     pub log: LogConfig,
+    /// An init program (`init-path`) to run as PID 1 of `--init` containers, instead of the
+    /// built-in runtime's own reaper; with one, `--init` works with every runtime.
+    pub init_path: Option<PathBuf>,
 }
 
 impl Settings {
@@ -71,6 +74,7 @@ impl Settings {
             runtimes: runtimes::found_on_path(),
             default_runtime: runtimes::BUILT_IN.to_string(),
             log: LogConfig::docker_default(),
+            init_path: None,
         }
     }
 
@@ -426,11 +430,12 @@ impl Engine {
         config.runtime = runtimes::resolve(&known, &default, &config.runtime)?;
         // The daemon's `init` default is the built-in runtime's reaper: containers of other
         // runtimes that did not ask for an init run without one.
-        let built_in = config.runtime == runtimes::BUILT_IN;
+        // (An init program of the daemon's runs under any runtime.)
+        let built_in = config.runtime == runtimes::BUILT_IN || self.settings.init_path.is_some();
         config
             .init
             .get_or_insert(self.settings.defaults.init && built_in);
-        if config.init == Some(true) && config.runtime != runtimes::BUILT_IN {
+        if config.init == Some(true) && !built_in {
             // berth's --init is the built-in runtime's own reaper; another runtime would
             // silently run the container without it.
             return Err(Error::Invalid(format!(
@@ -712,6 +717,9 @@ impl Engine {
         crate::limits::apply(&mut spec, &c.config.security, &c.config.resources, &rootfs)?;
         if crate::userns::applies(self.ids(), &c.config) {
             crate::userns::apply(&mut spec, self.ids())?;
+        }
+        if let (Some(true), Some(program)) = (c.config.init, &self.settings.init_path) {
+            container::use_init_program(&mut spec, program)?;
         }
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         mounts.extend(self.runtime_mounts(&c.config.mounts, &rootfs)?);
