@@ -343,7 +343,7 @@ fn info(d: &Daemon) -> Value {
 
 #[test]
 fn sighup_applies_mirrors_and_debug_and_a_bad_file_keeps_the_running_configuration() {
-    let d = daemon_with(r#"{"max-concurrent-downloads": 2}"#);
+    let d = daemon_with(r#"{"max-concurrent-downloads": 3}"#);
     let mut registry = registry(&d);
     d.import_busybox("busybox:latest");
     d.docker_ok(&[
@@ -599,5 +599,219 @@ fn init_path_is_pid_1_of_init_containers_under_every_runtime() {
     // --init=false still wins.
     let out = run_out(&d, &["--init=false", "busybox", "echo", "hi"]);
     assert_eq!(out, "hi\n");
+    d.finish();
+}
+
+/// Layer requests in flight through a `CountingProxy`, the most seen at once, and how many
+/// it waits for before letting any through.
+#[derive(Default)]
+struct InFlight {
+    open: usize,
+    most: usize,
+    target: usize,
+}
+
+type Shared = std::sync::Arc<(std::sync::Mutex<InFlight>, std::sync::Condvar)>;
+
+/// A TCP proxy in the daemon's network namespace in front of a registry. Every request gets
+/// a connection of its own (`Connection: close`); requests for the given layer blobs are
+/// counted while in flight, and each is held until `target` of them are (or 20 s have
+/// passed), so that layers the daemon asks for at once are seen at once.
+struct CountingProxy {
+    listener: std::os::fd::OwnedFd,
+    thread: Option<std::thread::JoinHandle<()>>,
+    shared: Shared,
+}
+
+impl CountingProxy {
+    fn start(d: &Daemon, listen: &str, upstream: &str, layers: Vec<String>) -> CountingProxy {
+        let netns = std::fs::File::open(format!("/proc/{}/ns/net", d.pid())).expect("netns");
+        let shared: Shared = Default::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (listen, upstream) = (listen.to_string(), upstream.to_string());
+        let inner = shared.clone();
+        let layers = std::sync::Arc::new(layers);
+        let thread = std::thread::spawn(move || {
+            // This thread, and the ones it starts, live in the daemon's network namespace.
+            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let listener = std::net::TcpListener::bind(&listen).expect("bind the proxy");
+            let fd = std::os::fd::AsFd::as_fd(&listener)
+                .try_clone_to_owned()
+                .expect("dup");
+            tx.send(fd).expect("hand over the listener");
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let (shared, upstream, layers) = (inner.clone(), upstream.clone(), layers.clone());
+                std::thread::spawn(move || relay(client, &upstream, &layers, &shared));
+            }
+        });
+        CountingProxy {
+            listener: rx.recv().expect("the proxy listens"),
+            thread: Some(thread),
+            shared,
+        }
+    }
+
+    /// Counts afresh, holding layer requests until `target` are in flight.
+    fn expect_at_once(&self, target: usize) {
+        let mut s = self.shared.0.lock().unwrap();
+        s.most = 0;
+        s.target = target;
+    }
+
+    fn most(&self) -> usize {
+        self.shared.0.lock().unwrap().most
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        // Wakes the accept loop, which then ends.
+        let _ = nix::sys::socket::shutdown(
+            std::os::fd::AsRawFd::as_raw_fd(&self.listener),
+            nix::sys::socket::Shutdown::Both,
+        );
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One request (a GET or HEAD: no body) passed on with `Connection: close`, and the
+/// response back; a layer's counted and held as `CountingProxy` says.
+fn relay(mut client: std::net::TcpStream, upstream: &str, layers: &[String], shared: &Shared) {
+    use std::io::{Read, Write};
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        // A TLS hello (the client trying https first) is not HTTP: refused by closing.
+        match client.read(&mut byte) {
+            Ok(1) if !head.is_empty() || byte[0].is_ascii_uppercase() => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let (first, rest) = text.split_once("\r\n").unwrap_or((&text, ""));
+    let kept: Vec<&str> = rest
+        .split("\r\n")
+        .filter(|l| !l.is_empty() && !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    let head = format!(
+        "{first}\r\n{}\r\nConnection: close\r\n\r\n",
+        kept.join("\r\n")
+    );
+    let layer = first.starts_with("GET ") && layers.iter().any(|l| first.contains(l.as_str()));
+    if layer {
+        let (lock, changed) = &**shared;
+        let mut s = lock.lock().unwrap();
+        s.open += 1;
+        s.most = s.most.max(s.open);
+        changed.notify_all();
+        let _ = changed
+            .wait_timeout_while(s, Duration::from_secs(20), |s| s.open < s.target)
+            .unwrap();
+    }
+    if let Ok(mut server) = std::net::TcpStream::connect(upstream) {
+        if server.write_all(head.as_bytes()).is_ok() {
+            let _ = std::io::copy(&mut server, &mut client);
+        }
+    }
+    let _ = client.shutdown(std::net::Shutdown::Both);
+    if layer {
+        shared.0.lock().unwrap().open -= 1;
+    }
+}
+
+/// The layer digests of `repo:tag` in the registry at 127.0.0.1:5000, from its manifest.
+fn layer_digests(d: &Daemon, repo: &str, tag: &str) -> Vec<String> {
+    let url = format!("http://127.0.0.1:5000/v2/{repo}/manifests/{tag}");
+    let out = d.in_netns(&[
+        "curl",
+        "-sf",
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+        "-H",
+        "Accept: application/vnd.docker.distribution.manifest.v2+json",
+        &url,
+    ]);
+    assert!(out.status.success(), "curl {url}: {out:?}");
+    let manifest: Value = serde_json::from_slice(&out.stdout).expect("manifest JSON");
+    manifest["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| l["digest"].as_str().expect("digest").to_string())
+        .collect()
+}
+
+#[test]
+fn max_concurrent_downloads_bounds_the_layers_pulled_at_once_and_reloads_live() {
+    let d = daemon_with(r#"{"max-concurrent-downloads": 1}"#);
+    let mut registry = registry(&d);
+    d.import_busybox("busybox:latest");
+    // Three layers: the base and two commits, each adding a file.
+    let mut from = "busybox:latest".to_string();
+    for n in 1..=2 {
+        let name = format!("step{n}");
+        d.docker_ok(&[
+            "run",
+            "--name",
+            &name,
+            &from,
+            "sh",
+            "-c",
+            &format!("echo {n} > /layer{n}"),
+        ]);
+        d.docker_ok(&["commit", &name, &format!("multi:{n}")]);
+        d.docker_ok(&["rm", &name]);
+        from = format!("multi:{n}");
+    }
+    d.docker_ok(&["tag", "multi:2", "127.0.0.1:5000/team/multi:1"]);
+    d.docker_ok(&["push", "127.0.0.1:5000/team/multi:1"]);
+    d.docker_ok(&[
+        "rmi",
+        "127.0.0.1:5000/team/multi:1",
+        "multi:2",
+        "multi:1",
+        "busybox:latest",
+    ]);
+    assert!(d.docker_ok(&["images", "-q"]).trim().is_empty());
+
+    // Pulled through the proxy (the same registry under another port).
+    let layers = layer_digests(&d, "team/multi", "1");
+    assert_eq!(layers.len(), 3, "{layers:?}");
+    let proxy = CountingProxy::start(&d, "127.0.0.1:5001", "127.0.0.1:5000", layers);
+    let image = "127.0.0.1:5001/team/multi:1";
+    proxy.expect_at_once(1);
+    d.docker_ok(&["pull", image]);
+    assert_eq!(
+        proxy.most(),
+        1,
+        "more than one layer at a time with a limit of 1"
+    );
+    d.docker_ok(&["rmi", image]);
+
+    std::fs::write(
+        d.dir().join("daemon.json"),
+        r#"{"max-concurrent-downloads": 3}"#,
+    )
+    .expect("write");
+    hangup(&d);
+    let applied = eventually(Duration::from_secs(20), || {
+        d.log().contains("applied max-concurrent-downloads")
+    });
+    assert!(applied, "no reload in the log:\n{}", d.log());
+    proxy.expect_at_once(3);
+    d.docker_ok(&["pull", image]);
+    assert_eq!(proxy.most(), 3, "the three layers were not pulled at once");
+    assert_eq!(
+        run_out(&d, &[image, "cat", "/layer1", "/layer2"])
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["1", "2"]
+    );
+    drop(proxy);
+    let _ = registry.kill();
+    let _ = registry.wait();
     d.finish();
 }
