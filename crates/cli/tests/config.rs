@@ -303,12 +303,22 @@ fn bad_configurations_are_refused_in_one_line_and_change_nothing() {
 }
 
 /// A docker-registry on 127.0.0.1:5000 in the daemon's network namespace.
-fn registry(d: &Daemon) -> Child {
+/// A running docker-registry, stopped when dropped (a failing test included).
+struct Registry(Child);
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn registry(d: &Daemon) -> Registry {
     registry_at(d, "127.0.0.1:5000")
 }
 
 /// A docker-registry on `addr` in the daemon's network namespace, storing under its directory.
-fn registry_at(d: &Daemon, addr: &str) -> Child {
+fn registry_at(d: &Daemon, addr: &str) -> Registry {
     let dir = d.dir();
     let config = format!(
         "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
@@ -316,14 +326,16 @@ fn registry_at(d: &Daemon, addr: &str) -> Child {
     );
     std::fs::write(dir.join("registry.yml"), config).expect("registry config");
     common::require("/usr/bin/docker-registry", "docker-registry");
-    let child = Command::new("nsenter")
-        .arg(format!("--net=/proc/{}/ns/net", d.pid()))
-        .args(["/usr/bin/docker-registry", "serve"])
-        .arg(dir.join("registry.yml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start docker-registry");
+    let child = Registry(
+        Command::new("nsenter")
+            .arg(format!("--net=/proc/{}/ns/net", d.pid()))
+            .args(["/usr/bin/docker-registry", "serve"])
+            .arg(dir.join("registry.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry"),
+    );
     let (host, port) = addr.split_once(':').expect("host:port");
     let probe = format!("echo > /dev/tcp/{host}/{port}");
     let up = eventually(Duration::from_secs(30), || {
@@ -344,7 +356,7 @@ fn info(d: &Daemon) -> Value {
 #[test]
 fn sighup_applies_mirrors_and_debug_and_a_bad_file_keeps_the_running_configuration() {
     let d = daemon_with(r#"{"max-concurrent-downloads": 3}"#);
-    let mut registry = registry(&d);
+    let registry = registry(&d);
     d.import_busybox("busybox:latest");
     d.docker_ok(&[
         "tag",
@@ -393,8 +405,7 @@ fn sighup_applies_mirrors_and_debug_and_a_bad_file_keeps_the_running_configurati
         run_out(&d, &["busybox", "echo", "from the mirror"]).trim(),
         "from the mirror"
     );
-    let _ = registry.kill();
-    let _ = registry.wait();
+    drop(registry);
     d.finish();
 }
 
@@ -517,13 +528,12 @@ fn ipv6_masquerade_switch_and_insecure_registry_cidrs_take_effect() {
     // A registry at an address inside an insecure CIDR is reached over plain HTTP.
     let added = d.in_netns(&["ip", "addr", "add", "10.55.0.1/32", "dev", "lo"]);
     assert!(added.status.success(), "{added:?}");
-    let mut registry = registry_at(&d, "10.55.0.1:5000");
+    let registry = registry_at(&d, "10.55.0.1:5000");
     d.docker_ok(&["tag", "busybox:latest", "10.55.0.1:5000/team/bb:1"]);
     d.docker_ok(&["push", "10.55.0.1:5000/team/bb:1"]);
     d.docker_ok(&["rmi", "10.55.0.1:5000/team/bb:1"]);
     d.docker_ok(&["pull", "10.55.0.1:5000/team/bb:1"]);
-    let _ = registry.kill();
-    let _ = registry.wait();
+    drop(registry);
     d.finish();
 }
 
@@ -747,7 +757,7 @@ fn layer_digests(d: &Daemon, repo: &str, tag: &str) -> Vec<String> {
 #[test]
 fn max_concurrent_downloads_bounds_the_layers_pulled_at_once_and_reloads_live() {
     let d = daemon_with(r#"{"max-concurrent-downloads": 1}"#);
-    let mut registry = registry(&d);
+    let registry = registry(&d);
     d.import_busybox("busybox:latest");
     // Three layers: the base and two commits, each adding a file.
     let mut from = "busybox:latest".to_string();
@@ -811,7 +821,6 @@ fn max_concurrent_downloads_bounds_the_layers_pulled_at_once_and_reloads_live() 
         ["1", "2"]
     );
     drop(proxy);
-    let _ = registry.kill();
-    let _ = registry.wait();
+    drop(registry);
     d.finish();
 }
