@@ -85,7 +85,7 @@ async fn commit(
     let record = tokio::task::spawn_blocking(move || {
         engine.images().commit(berth_image::NewImage {
             parent: Some(&parent_id),
-            layer: Some(layer.path()),
+            layer: Some(berth_image::NewLayer::Tar(layer.path())),
             config,
             tags: &tags,
         })

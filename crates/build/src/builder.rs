@@ -416,7 +416,7 @@ impl Builder<'_> {
                 argv.join(" ")
             )));
         }
-        let layer = fs.finish()?;
+        let layer = fs.finish()?.to_path_buf();
         self.commit_layer(st, &layer, &argv.join(" "), &key)
     }
 
@@ -495,7 +495,7 @@ impl Builder<'_> {
         copy::copy_into(fs.root(), &sources, &dest, &st.config.workdir(), &opts)
             .map_err(|e| self.at(line, e.to_string()))?;
         drop(source_fs);
-        let layer = fs.finish()?;
+        let layer = fs.finish()?.to_path_buf();
         let created_by = format!(
             "/bin/sh -c #(nop) {what} {}:{} in {dest} ",
             if sources.len() == 1 && !sources[0].is_dir {
@@ -558,17 +558,18 @@ impl Builder<'_> {
         Ok(true)
     }
 
+    /// Commits the step's upper directory (`StepFs::finish`) as a layer on the image so far.
     fn commit_layer(
         &mut self,
         st: &mut State,
-        layer: &Path,
+        upper: &Path,
         created_by: &str,
         key: &str,
     ) -> Result<()> {
         st.config.add_history(created_by, false, &now());
         let record = self.images.commit(NewImage {
             parent: st.image.as_ref(),
-            layer: Some(layer),
+            layer: Some(berth_image::NewLayer::Upper(upper)),
             config: st.config.document(&now()),
             tags: &[],
         })?;

@@ -13,16 +13,14 @@ use crate::error::{io_err, Result};
 use berth_image::changes::RUNTIME_MOUNT_POINTS as MOUNT_POINTS;
 
 pub struct StepFs {
-    /// The image's user namespace (userns-remap): the step's files are owned in it, its
-    /// layer is written back in the container's terms.
-    ids: berth_image::IdMap,
     merged: PathBuf,
     upper: PathBuf,
     mounted: bool,
     /// Which of `MOUNT_POINTS` the image already had.
     existing: Vec<bool>,
-    // Last: removed after the drop above has unmounted.
-    dir: tempfile::TempDir,
+    // Last: removed (whatever the image service did not move away) after the drop above
+    // has unmounted; held only for that.
+    _dir: tempfile::TempDir,
 }
 
 impl StepFs {
@@ -42,7 +40,7 @@ impl StepFs {
         for d in [&upper, &work, &merged] {
             std::fs::create_dir(d).map_err(io_err("create", d.display()))?;
         }
-        let ids = images.ids().clone();
+        let ids = images.ids();
         if !ids.is_identity() {
             // The upper directory's owner is the step's "/".
             let (uid, gid) = ids.root();
@@ -50,12 +48,11 @@ impl StepFs {
                 .map_err(io_err("chown", upper.display()))?;
         }
         let mut fs = StepFs {
-            ids,
             merged: merged.clone(),
             upper: upper.clone(),
             mounted: false,
             existing: Vec::new(),
-            dir,
+            _dir: dir,
         };
         let lowers = match image {
             Some(id) => images.lowerdirs(&id.to_string())?,
@@ -80,19 +77,17 @@ impl StepFs {
         &self.merged
     }
 
-    /// Unmounts, takes out the runtime's mount points, and writes the changes as a layer
-    /// tar; returns its path (inside this step's directory).
-    pub fn finish(&mut self) -> Result<PathBuf> {
+    /// Unmounts and takes out the runtime's mount points: what is left in the returned
+    /// upper directory is the step's layer (which the image service may move away, to be
+    /// the layer's snapshot).
+    pub fn finish(&mut self) -> Result<&Path> {
         self.unmount()?;
         for (p, had) in MOUNT_POINTS.iter().zip(&self.existing) {
             if !had {
                 remove_if_empty(&self.upper.join(p))?;
             }
         }
-        let tar = self.dir.path().join("layer.tar");
-        let file = std::fs::File::create(&tar).map_err(io_err("create", tar.display()))?;
-        berth_image::diff::write_layer(&self.upper, &self.ids, std::io::BufWriter::new(file))?;
-        Ok(tar)
+        Ok(&self.upper)
     }
 
     fn unmount(&mut self) -> Result<()> {

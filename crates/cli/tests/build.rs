@@ -420,3 +420,45 @@ fn run_network_none_has_only_loopback_and_the_default_has_the_bridge() {
     berth_ok(&d, &["rmi", "nets:1"]);
     d.finish();
 }
+
+#[test]
+fn a_built_image_is_pushed_pulled_back_and_runs() {
+    let d = Daemon::start();
+    let registry = common::registry_at(&d, "127.0.0.1:5000");
+    d.import_busybox("busybox:latest");
+    let ctx = tempfile::tempdir().expect("context");
+    write(ctx.path(), "app/greeting.txt", "hello from the build\n");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\n\
+         COPY app/ /app/\n\
+         RUN sha256sum /app/greeting.txt > /app/sum && rm /bin/true\n\
+         CMD [\"sh\", \"-c\", \"cat /app/greeting.txt && sha256sum -c /app/sum\"]\n",
+    );
+    let name = "127.0.0.1:5000/team/built:1";
+    berth_ok(
+        &d,
+        &["build", "-q", "-t", name, ctx.path().to_str().unwrap()],
+    );
+    let before = inspect(&d, name);
+    berth_ok(&d, &["push", name]);
+    berth_ok(&d, &["rmi", name]);
+    berth_ok(&d, &["rmi", "busybox:latest"]);
+    assert!(berth_ok(&d, &["images", "-q"]).trim().is_empty());
+
+    berth_ok(&d, &["pull", name]);
+    let after = inspect(&d, name);
+    assert_eq!(
+        after["Id"], before["Id"],
+        "the pulled image is the built one"
+    );
+    assert_eq!(after["RootFS"], before["RootFS"]);
+    let out = berth_ok(&d, &["run", "--rm", name]);
+    assert_eq!(out, "hello from the build\n/app/greeting.txt: OK\n");
+    // The RUN step's deletion travelled as a whiteout.
+    let gone = berth(&d, &["run", "--rm", name, "ls", "/bin/true"]);
+    assert!(!gone.status.success(), "/bin/true came back");
+    drop(registry);
+    d.finish();
+}

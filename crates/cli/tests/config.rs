@@ -5,10 +5,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{eventually, Daemon, BERTH};
+use common::{eventually, registry_at, Daemon, Registry, BERTH};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -303,46 +303,8 @@ fn bad_configurations_are_refused_in_one_line_and_change_nothing() {
 }
 
 /// A docker-registry on 127.0.0.1:5000 in the daemon's network namespace.
-/// A running docker-registry, stopped when dropped (a failing test included).
-struct Registry(Child);
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn registry(d: &Daemon) -> Registry {
     registry_at(d, "127.0.0.1:5000")
-}
-
-/// A docker-registry on `addr` in the daemon's network namespace, storing under its directory.
-fn registry_at(d: &Daemon, addr: &str) -> Registry {
-    let dir = d.dir();
-    let config = format!(
-        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-        dir.join("registry").display()
-    );
-    std::fs::write(dir.join("registry.yml"), config).expect("registry config");
-    common::require("/usr/bin/docker-registry", "docker-registry");
-    let child = Registry(
-        Command::new("nsenter")
-            .arg(format!("--net=/proc/{}/ns/net", d.pid()))
-            .args(["/usr/bin/docker-registry", "serve"])
-            .arg(dir.join("registry.yml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start docker-registry"),
-    );
-    let (host, port) = addr.split_once(':').expect("host:port");
-    let probe = format!("echo > /dev/tcp/{host}/{port}");
-    let up = eventually(Duration::from_secs(30), || {
-        d.in_netns(&["bash", "-c", &probe]).status.success()
-    });
-    assert!(up, "docker-registry did not listen on {addr}");
-    child
 }
 
 fn hangup(d: &Daemon) {

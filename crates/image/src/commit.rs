@@ -7,7 +7,7 @@ use std::path::Path;
 use oci_spec::image::Descriptor;
 
 use crate::archive::{oci_manifest, rfc3339_now};
-use crate::digest::Digest;
+use crate::digest::{chain_ids, Digest};
 use crate::error::{Error, Result};
 use crate::images::ImageRecord;
 use crate::manifest;
@@ -20,12 +20,23 @@ use crate::service::ImageService;
 pub struct NewImage<'a> {
     /// The image it builds on; none for `FROM scratch`.
     pub parent: Option<&'a Digest>,
-    /// A tar of the new layer (any compression), if the step changed files.
-    pub layer: Option<&'a Path>,
+    /// The new layer, if the step changed files.
+    pub layer: Option<NewLayer<'a>>,
     /// The image configuration (`config`, `history`, `author`, …); `rootfs` is filled in
     /// from the layers, `created`, `os` and `architecture` when absent.
     pub config: serde_json::Value,
     pub tags: &'a [String],
+}
+
+/// Where a new layer comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum NewLayer<'a> {
+    /// A tar (any compression), stored gzip-compressed.
+    Tar(&'a Path),
+    /// An overlay upper directory nothing uses any more (a finished build step's): written
+    /// as an uncompressed layer tar straight into the content store, then moved to become
+    /// the layer's snapshot as it is, rather than unpacked again.
+    Upper(&'a Path),
 }
 
 impl ImageService {
@@ -53,15 +64,33 @@ impl ImageService {
             ));
             diff_ids.push(l.diff_id.to_string());
         }
-        if let Some(path) = new.layer {
-            let file = File::open(path).map_err(Error::io(format!("open {}", path.display())))?;
-            let (blob, size, diff_id) = self.store_gzip_layer(file)?;
-            descriptors.push(Descriptor::new(
-                manifest::OCI_LAYER_GZIP.into(),
-                size,
-                &blob,
-            ));
-            diff_ids.push(diff_id.to_string());
+        match new.layer {
+            Some(NewLayer::Tar(path)) => {
+                let file =
+                    File::open(path).map_err(Error::io(format!("open {}", path.display())))?;
+                let (blob, size, diff_id) = self.store_gzip_layer(file)?;
+                descriptors.push(Descriptor::new(
+                    manifest::OCI_LAYER_GZIP.into(),
+                    size,
+                    &blob,
+                ));
+                diff_ids.push(diff_id.to_string());
+            }
+            Some(NewLayer::Upper(dir)) => {
+                let (blob, size) = self.store_upper_layer(dir)?;
+                descriptors.push(Descriptor::new(manifest::OCI_LAYER.into(), size, &blob));
+                let mut all: Vec<Digest> = parent
+                    .iter()
+                    .flat_map(|p| &p.layers)
+                    .map(|l| l.diff_id.clone())
+                    .collect();
+                all.push(blob.clone());
+                if let Some(chain) = chain_ids(&all).last() {
+                    self.adopt_snapshot(dir, chain, &blob, size)?;
+                }
+                diff_ids.push(blob.to_string());
+            }
+            None => {}
         }
         let config = complete(new.config, diff_ids);
         let bytes = serde_json::to_vec(&config).expect("JSON serialises");
@@ -75,6 +104,40 @@ impl ImageService {
             parent.map(|p| p.id),
             &ProgressSink::default(),
         )
+    }
+
+    /// The changes in an overlay upper directory as an uncompressed layer tar in the store,
+    /// owners as the container saw them; its digest is its diff ID.
+    fn store_upper_layer(&self, dir: &Path) -> Result<(Digest, u64)> {
+        let mut w = self.store.writer()?;
+        crate::diff::write_layer(
+            dir,
+            self.ids(),
+            std::io::BufWriter::with_capacity(1 << 20, &mut w),
+        )?;
+        let size = w.offset();
+        let blob = w.commit(None, None, "layer")?;
+        Ok((blob, size))
+    }
+
+    /// Makes `dir`, which the layer `diff_id` was just written from, the snapshot `chain_id`
+    /// by moving it there, and records the snapshot's size (the layer tar's, as unpacking
+    /// would). If the snapshot exists already, or the move cannot be made, nothing is done
+    /// and the layer is unpacked as any other.
+    fn adopt_snapshot(
+        &self,
+        dir: &Path,
+        chain_id: &Digest,
+        diff_id: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        if self.snapshots.exists(chain_id) {
+            return Ok(());
+        }
+        if self.snapshots.adopt(chain_id, dir)? {
+            self.db().add_snapshot(chain_id, diff_id, size)?;
+        }
+        Ok(())
     }
 }
 

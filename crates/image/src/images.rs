@@ -432,6 +432,15 @@ impl ImageDb {
     }
 
     /// The recorded uncompressed size of a snapshot, if the database knows it.
+    /// Records a snapshot made before its image is (a build step's, moved into place).
+    pub fn add_snapshot(&mut self, chain_id: &Digest, diff_id: &Digest, size: u64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO snapshots (chain_id, diff_id, size) VALUES (?1, ?2, ?3) ON CONFLICT(chain_id) DO NOTHING",
+            params![chain_id.to_string(), diff_id.to_string(), size as i64],
+        )?;
+        Ok(())
+    }
+
     pub fn snapshot_size(&self, chain_id: &Digest) -> Result<Option<u64>> {
         let v = self
             .conn

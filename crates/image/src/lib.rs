@@ -30,7 +30,7 @@ pub mod snapshot;
 pub mod store;
 pub mod unpack;
 
-pub use commit::NewImage;
+pub use commit::{NewImage, NewLayer};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use idmap::IdMap;

@@ -116,6 +116,22 @@ impl Snapshots {
         }
     }
 
+    /// Moves the finished directory `dir` into place as snapshot `chain_id`; false if it
+    /// cannot be moved (another filesystem, say), in which case it stays where it was.
+    pub fn adopt(&self, chain_id: &Digest, dir: &Path) -> Result<bool> {
+        use std::os::unix::fs::PermissionsExt;
+        // The mode an unpacked snapshot's root has.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+            .map_err(Error::io(format!("set the mode of {}", dir.display())))?;
+        match fs::rename(dir, self.path(chain_id)) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                tracing::debug!("snapshot {chain_id} not moved from {}: {e}", dir.display());
+                Ok(false)
+            }
+        }
+    }
+
     pub fn remove(&self, chain_id: &Digest) -> Result<()> {
         let p = self.path(chain_id);
         if p.exists() {

@@ -405,3 +405,41 @@ pub fn mounts_under_in(pid: i32, dir: &Path) -> Vec<String> {
         .filter(|m| m.starts_with(&dir))
         .collect()
 }
+
+/// A running docker-registry, stopped when dropped (a failing test included).
+pub struct Registry(Child);
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A docker-registry on `addr` in the daemon's network namespace, storing under its directory.
+pub fn registry_at(d: &Daemon, addr: &str) -> Registry {
+    let dir = d.dir();
+    let config = format!(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+        dir.join("registry").display()
+    );
+    std::fs::write(dir.join("registry.yml"), config).expect("registry config");
+    require("/usr/bin/docker-registry", "docker-registry");
+    let child = Registry(
+        Command::new("nsenter")
+            .arg(format!("--net=/proc/{}/ns/net", d.pid()))
+            .args(["/usr/bin/docker-registry", "serve"])
+            .arg(dir.join("registry.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry"),
+    );
+    let (host, port) = addr.split_once(':').expect("host:port");
+    let probe = format!("echo > /dev/tcp/{host}/{port}");
+    let up = eventually(Duration::from_secs(30), || {
+        d.in_netns(&["bash", "-c", &probe]).status.success()
+    });
+    assert!(up, "docker-registry did not listen on {addr}");
+    child
+}
