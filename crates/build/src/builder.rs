@@ -322,6 +322,9 @@ impl Builder<'_> {
                 let dir = self.expand_in(st, raw, line)?;
                 let dir = join_dir(&st.config.workdir(), &dir);
                 st.config.set("WorkingDir", json!(dir));
+                if self.workdir_step(st, ins, &dir)? {
+                    return Ok(());
+                }
             }
             Kind::Expose(words) => {
                 for w in words {
@@ -374,6 +377,29 @@ impl Builder<'_> {
         st.config.add_history(&nop(&ins.original), true, &now());
         st.committed = false;
         Ok(())
+    }
+
+    /// WORKDIR makes its directory at once (owned by the container's root), as Docker's
+    /// classic builder does, so that it exists whether or not a later step uses it: a layer
+    /// holding it when the image lacks it. False when the image has it already; the
+    /// instruction then only changes the configuration.
+    fn workdir_step(&mut self, st: &mut State, ins: &Instruction, dir: &str) -> Result<bool> {
+        let key = self.key(st, &["WORKDIR", dir]);
+        if self.cached(st, &key)? {
+            return Ok(true);
+        }
+        let mut fs = StepFs::mount(self.images, st.image.as_ref(), &self.scratch)?;
+        copy::make_dir(fs.root(), dir, self.ids()).map_err(|e| self.at(ins.line, e.to_string()))?;
+        let upper = fs.finish()?.to_path_buf();
+        let made = std::fs::read_dir(&upper)
+            .map_err(io_err("read", upper.display()))?
+            .next()
+            .is_some();
+        if !made {
+            return Ok(false);
+        }
+        self.commit_layer(st, &upper, &nop(&ins.original), &key)?;
+        Ok(true)
     }
 
     async fn run_step(

@@ -195,7 +195,8 @@ fn every_instruction_the_cache_and_intermediate_images() {
     let iid = iidfile.to_str().expect("utf-8");
     let again = berth_ok(&d, &["build", "-t", "every", "--iidfile", iid, dir]);
     assert_eq!(count(&again, " ---> Running in "), 0, "{again}");
-    assert_eq!(count(&again, " ---> Using cache"), 10, "{again}");
+    // (Ten steps with layers, and the two WORKDIRs that made their directories.)
+    assert_eq!(count(&again, " ---> Using cache"), 12, "{again}");
     assert!(
         again.contains("Successfully tagged every:latest\n"),
         "{again}"
@@ -208,7 +209,7 @@ fn every_instruction_the_cache_and_intermediate_images() {
     write(ctx.path(), "data/d.txt", "data changed\n");
     let edited = berth_ok(&d, &["build", "-t", "every:2", dir]);
     let (before, after) = edited.split_once("COPY data/").expect("the COPY step");
-    assert_eq!(count(before, " ---> Using cache"), 1, "{edited}");
+    assert_eq!(count(before, " ---> Using cache"), 3, "{edited}");
     assert_eq!(count(after, " ---> Using cache"), 0, "{edited}");
     assert_eq!(count(after, " ---> Running in "), 4, "{edited}");
     assert_ne!(inspect(&d, "every:2")["Id"], img["Id"]);
@@ -460,5 +461,50 @@ fn a_built_image_is_pushed_pulled_back_and_runs() {
     let gone = berth(&d, &["run", "--rm", name, "ls", "/bin/true"]);
     assert!(!gone.status.success(), "/bin/true came back");
     drop(registry);
+    d.finish();
+}
+
+#[test]
+fn workdir_makes_its_directory_owned_by_root_even_when_unused() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let ctx = tempfile::tempdir().expect("context");
+    write(ctx.path(), "f", "f\n");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\n\
+         WORKDIR /made/here\n\
+         WORKDIR /app\n\
+         COPY --chown=7:8 f ./\n\
+         WORKDIR /bin\n",
+    );
+    berth_ok(
+        &d,
+        &["build", "-q", "-t", "wd:1", ctx.path().to_str().unwrap()],
+    );
+    let owners = berth_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "wd:1",
+            "stat",
+            "-c",
+            "%n %u:%g",
+            "/made/here",
+            "/app",
+            "/app/f",
+        ],
+    );
+    assert_eq!(owners, "/made/here 0:0\n/app 0:0\n/app/f 7:8\n");
+    // /bin was there already: that WORKDIR changed only the configuration.
+    let history = d.docker_ok(&["history", "--format", "{{.Size}} {{.CreatedBy}}", "wd:1"]);
+    let bin = history
+        .lines()
+        .find(|l| l.contains("WORKDIR /bin"))
+        .expect("WORKDIR /bin in the history");
+    assert!(bin.starts_with("0B "), "{history}");
+    berth_ok(&d, &["rmi", "wd:1"]);
     d.finish();
 }
