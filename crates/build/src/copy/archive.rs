@@ -1,4 +1,4 @@
-//! ADD's archive extraction: a local tar (plain, gzip or zstd, told by content, not by
+//! ADD's archive extraction: a local tar (plain, gzip, bzip2, xz or zstd, told by content, not by
 //! name) is unpacked into the destination instead of copied.
 //!
 //! The destination directory is the root of the extraction: every entry's parent is
@@ -28,6 +28,8 @@ const BLOCK: usize = 512;
 pub(crate) enum Kind {
     Tar,
     Gzip,
+    Bzip2,
+    Xz,
     Zstd,
 }
 
@@ -37,6 +39,8 @@ pub(crate) fn detect(path: &Path) -> Result<Option<Kind>> {
     let n = read_up_to(&mut open(path)?, &mut magic).map_err(io_err("read", path.display()))?;
     let kind = match &magic[..n] {
         [0x1f, 0x8b, ..] => Kind::Gzip,
+        [b'B', b'Z', b'h', ..] => Kind::Bzip2,
+        [0xfd, b'7', b'z', b'X'] => Kind::Xz,
         [0x28, 0xb5, 0x2f, 0xfd] => Kind::Zstd,
         _ => Kind::Tar,
     };
@@ -65,6 +69,10 @@ fn decoder(file: File, kind: Kind) -> io::Result<Box<dyn Read>> {
     Ok(match kind {
         Kind::Tar => Box::new(file),
         Kind::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file))),
+        Kind::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(BufReader::new(file))),
+        Kind::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(BufReader::new(
+            file,
+        ))),
         Kind::Zstd => Box::new(zstd::Decoder::new(file)?),
     })
 }

@@ -35,7 +35,7 @@ pub struct CopyOptions<'a> {
     pub chown: Option<(u32, u32)>,
     /// `--chmod`: mode of every file and directory copied, instead of its own.
     pub chmod: Option<u32>,
-    /// ADD: unpack local tar archives (plain, gzip, zstd) into the destination.
+    /// ADD: unpack local tar archives (plain, gzip, bzip2, xz, zstd) into the destination.
     pub extract_archives: bool,
     /// The context's `.dockerignore`, applied to what is inside directory sources.
     pub ignore: Option<&'a Ignore>,

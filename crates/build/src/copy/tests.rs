@@ -316,7 +316,7 @@ fn check_sample(root: &Path) {
 }
 
 #[test]
-fn add_extracts_plain_gzip_and_zstd_tars() {
+fn add_extracts_plain_gzip_bzip2_xz_and_zstd_tars() {
     let f = Fixture::new();
     let context = f.ctx.root().to_path_buf();
     let tar = sample_tar();
@@ -336,6 +336,16 @@ fn add_extracts_plain_gzip_and_zstd_tars() {
     check_sample(&f.rootfs().join("x2"));
     f.copy(&["z.tar.zst"], "/x3", "/", &add_opts()).unwrap();
     check_sample(&f.rootfs().join("x3"));
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+    bz.write_all(&tar).unwrap();
+    fs::write(context.join("b.tar.bz2"), bz.finish().unwrap()).unwrap();
+    f.copy(&["b.tar.bz2"], "/x4", "/", &add_opts()).unwrap();
+    check_sample(&f.rootfs().join("x4"));
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    xz.write_all(&tar).unwrap();
+    fs::write(context.join("x.tar.xz"), xz.finish().unwrap()).unwrap();
+    f.copy(&["x.tar.xz"], "/x5", "/", &add_opts()).unwrap();
+    check_sample(&f.rootfs().join("x5"));
 
     // COPY never extracts.
     f.copy(&["plain.tar"], "/copied.tar", "/", &plain())
