@@ -148,6 +148,7 @@ async fn get_archive(
     let body = stream_tar(lease, move |root, out| {
         cp::archive_path_as(root, &path, None, &ids, out)
     });
+    state.engine.announce(&id, "archive-path")?;
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-tar"),
@@ -182,6 +183,7 @@ async fn put_archive(
         cp::extract_into(root, &path, reader, no_overwrite, chown, &ids)
     })
     .await?;
+    state.engine.announce(&id, "extract-to-dir")?;
     Ok(StatusCode::OK)
 }
 
@@ -189,6 +191,7 @@ async fn export(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
     let lease = state.engine.rootfs_lease(&id).await?;
     let ids = lease.ids().clone();
     let body = stream_tar(lease, move |root, out| cp::export(root, &ids, out));
+    state.engine.announce(&id, "export")?;
     Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
 }
 

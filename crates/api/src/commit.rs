@@ -92,6 +92,7 @@ async fn commit(
     })
     .await
     .map_err(|e| internal(format!("commit: {e}")))??;
+    state.engine.announce(&key, "commit")?;
     let answer = json!({ "Id": record.id.to_string() });
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }

@@ -59,6 +59,12 @@ fn diff_and_commit() {
     d.docker_ok(&["commit", "live", "live:1"]);
     let state = d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "live"]);
     assert_eq!(state, "running\n");
+    let events = d.events_of("live");
+    assert!(events.lines().any(|a| a == "commit"), "{events}");
+    d.docker_ok(&["stop", "-t", "1", "live"]);
+    let events = d.events_of("live");
+    assert!(events.lines().any(|a| a == "stop"), "{events}");
+    d.docker_ok(&["start", "live"]);
     assert_eq!(
         d.docker_ok(&["run", "--rm", "live:1", "cat", "/up"]),
         "up\n"

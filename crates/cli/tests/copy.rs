@@ -104,6 +104,11 @@ fn into_a_running_container(d: &Daemon, local: &Path, out: &Path) {
         "hello from the host\n"
     );
     assert_eq!(mode(&out.join("hello.txt")), 0o750);
+    // Each copy is an event, as in Docker: extract-to-dir in, archive-path out.
+    let events = d.events_of("run1");
+    let actions: Vec<&str> = events.lines().collect();
+    assert!(actions.contains(&"extract-to-dir"), "{events}");
+    assert!(actions.contains(&"archive-path"), "{events}");
 }
 
 fn into_a_stopped_container(d: &Daemon, local: &Path, out: &Path) {
@@ -198,6 +203,15 @@ fn export_lists_the_files(d: &Daemon, out: &Path) {
             .lines()
             .any(|l| l.starts_with("-rwxr-x---") && l.ends_with("tmp/hello.txt")),
         "modes are kept in the export:\n{listing}"
+    );
+    // The export and the exec before it are events, as in Docker.
+    let events = d.events_of("run1");
+    assert!(events.lines().any(|a| a == "export"), "{events}");
+    assert!(
+        events
+            .lines()
+            .any(|a| a == "exec_start: sh -c echo made > /made-by-container"),
+        "{events}"
     );
     // berth's own CLI too.
     let berth_tar = out.join("berth-export.tar");

@@ -281,6 +281,23 @@ impl Engine {
         &self.events
     }
 
+    /// Tells the event stream that `action` happened to container `key` (for what the API
+    /// layer does with a container: commit, cp, export).
+    pub fn announce(&self, key: &str, action: &str) -> Result<()> {
+        let c = self.get(key)?;
+        self.events.send(self.container_event(action, &c));
+        Ok(())
+    }
+
+    /// `exec_create: CMD` and `exec_start: CMD`, as Docker names exec events.
+    pub(crate) fn announce_exec(&self, action: &str, c: &Container, cmd: &[String], exec: &str) {
+        let action = format!("{action}: {}", cmd.join(" "));
+        let event = self
+            .container_event(&action, c)
+            .with("execID", exec.to_string());
+        self.events.send(event);
+    }
+
     fn container_event(&self, action: &str, c: &Container) -> Event {
         Event::new(Kind::Container, action, &c.id)
             .with("name", c.name.clone())
@@ -1012,6 +1029,7 @@ impl Engine {
                     .await
                     .map_err(|e| Error::Invalid(format!("waiting for the container: {e}")))?;
             }
+            self.events.send(self.container_event("stop", &c));
         }
         self.inspect(key).await
     }

@@ -66,6 +66,7 @@ impl Engine {
             ));
         }
         let id = berth_network::manager::random_id()?;
+        self.announce_exec("exec_create", &c, &config.cmd, &id);
         let exec = Exec {
             container_id: c.id,
             config,
@@ -90,6 +91,11 @@ impl Engine {
         match started {
             Ok((shim_pid, pid, attachment)) => {
                 (e.shim_pid, e.pid) = (shim_pid, pid);
+                let (container, cmd) = (e.container_id.clone(), e.config.cmd.clone());
+                drop(execs);
+                if let Ok(c) = self.get(&container) {
+                    self.announce_exec("exec_start", &c, &cmd, id);
+                }
                 Ok(attachment)
             }
             Err(err) => {

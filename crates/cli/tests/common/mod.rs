@@ -224,6 +224,27 @@ impl Daemon {
         std::fs::remove_dir_all(&rootfs).expect("remove rootfs");
     }
 
+    /// The actions of the events of container `name` so far. The end is given to the
+    /// nanosecond: `--until 0s` is the current second, which would leave out this second's.
+    pub fn events_of(&self, name: &str) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let until = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
+        let filter = format!("container={name}");
+        self.docker_ok(&[
+            "events",
+            "--since",
+            "5m",
+            "--until",
+            &until,
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Action}}",
+        ])
+    }
+
     /// Runs `program` inside the daemon's network namespace.
     pub fn in_netns(&self, program: &[&str]) -> Output {
         Command::new("nsenter")
