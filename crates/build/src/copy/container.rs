@@ -7,6 +7,7 @@
 //! tree opens every entry from its directory's descriptor without following symlinks, so a
 //! container changing its files meanwhile cannot send the walk outside its root.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io::{self, Read, Write};
@@ -177,7 +178,7 @@ pub fn archive_path_as(
 ) -> Result<()> {
     let root = open_root(rootfs)?;
     let at = Located::find(&root, path)?;
-    let mut tar = tar::Builder::new(out);
+    let mut a = Archiver::new(out, ids);
     // `dir/` is archived as `dir`, `/` as `.` with its contents.
     let rename = rename.or((at.base != "." && at.base != "/").then_some(at.base.as_str()));
     match (at.name == ".", rename) {
@@ -186,30 +187,27 @@ pub fn archive_path_as(
             let mut header = header_for(&meta, ids);
             set_raw_name(&mut header, b"./");
             header.set_cksum();
-            tar.append(&header, io::empty())
+            a.tar
+                .append(&header, io::empty())
                 .map_err(io_err("archive", &at.shown))?;
             let dir = open_subdir(&at.dir, OsStr::new("."), &at.shown)?;
-            append_children(&mut tar, &dir, Path::new(""), &at.shown, ids)?;
+            a.children(&dir, Path::new(""), &at.shown)?;
         }
         (_, rename) => {
             let name = PathBuf::from(rename.map_or(at.name.as_os_str(), OsStr::new));
-            append_entry(&mut tar, &at.dir, &at.name, &name, &at.shown, ids)?;
+            a.entry(&at.dir, &at.name, &name, &at.shown)?;
         }
     }
-    tar.into_inner()
-        .and_then(|mut w| w.flush())
-        .map_err(io_err("archive", &at.shown))
+    a.finish(&at.shown)
 }
 
 /// Writes a tar of the whole root filesystem (`docker export`): every entry named from
 /// the root, without an entry for the root itself; owners as the container sees them.
 pub fn export(rootfs: &Path, ids: &IdMap, out: impl Write) -> Result<()> {
     let root = open_root(rootfs)?;
-    let mut tar = tar::Builder::new(out);
-    append_children(&mut tar, &root, Path::new(""), "/", ids)?;
-    tar.into_inner()
-        .and_then(|mut w| w.flush())
-        .map_err(io_err("export", "/"))
+    let mut a = Archiver::new(out, ids);
+    a.children(&root, Path::new(""), "/")?;
+    a.finish("/")
 }
 
 /// Extracts the tar stream `input` into the directory `dir` of the root filesystem; every
@@ -272,21 +270,6 @@ fn open_subdir(dir: &OwnedFd, name: &OsStr, shown: &str) -> Result<OwnedFd> {
     openat(dir, name, flags, Mode::empty()).map_err(io_err("open", shown))
 }
 
-/// Appends every entry of the directory `dir`, named under `prefix`.
-fn append_children<W: Write>(
-    tar: &mut tar::Builder<W>,
-    dir: &OwnedFd,
-    prefix: &Path,
-    shown: &str,
-    ids: &IdMap,
-) -> Result<()> {
-    for name in list(dir, shown)? {
-        let child_shown = format!("{}/{}", shown.trim_end_matches('/'), name.to_string_lossy());
-        append_entry(tar, dir, &name, &prefix.join(&name), &child_shown, ids)?;
-    }
-    Ok(())
-}
-
 /// The names in `dir`, sorted so that an archive is the same each time.
 fn list(dir: &OwnedFd, shown: &str) -> Result<Vec<OsString>> {
     let fd = openat(
@@ -309,45 +292,90 @@ fn list(dir: &OwnedFd, shown: &str) -> Result<Vec<OsString>> {
     Ok(names)
 }
 
-/// Appends `dir/name` as `tar_name`, a directory with everything under it.
-fn append_entry<W: Write>(
-    tar: &mut tar::Builder<W>,
-    dir: &OwnedFd,
-    name: &OsStr,
-    tar_name: &Path,
-    shown: &str,
-    ids: &IdMap,
-) -> Result<()> {
-    let meta = match entry_metadata(dir, name) {
-        Ok(meta) => meta,
-        // Gone since it was listed (a running container's files change): not archived.
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
-        Err(e) => return Err(Error::io(format!("stat {shown}"), e)),
-    };
-    let mut header = header_for(&meta, ids);
-    let file_type = meta.file_type();
-    let failed = io_err("archive", shown);
-    if file_type.is_dir() {
-        tar.append_data(&mut header, tar_name, io::empty())
-            .map_err(failed)?;
-        let sub = open_subdir(dir, name, shown)?;
-        append_children(tar, &sub, tar_name, shown, ids)
-    } else if file_type.is_file() {
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-        let file =
-            File::from(openat(dir, name, flags, Mode::empty()).map_err(io_err("open", shown))?);
-        tar.append_data(&mut header, tar_name, exact(file, &meta))
-            .map_err(failed)
-    } else if file_type.is_symlink() {
-        let target = readlinkat(dir, name).map_err(io_err("read", shown))?;
-        tar.append_link(&mut header, tar_name, target)
-            .map_err(failed)
-    } else if file_type.is_socket() {
-        // Sockets mean nothing outside their process, as in Docker's archives.
+/// A tar being written from a container's files: owners as the container sees them, and
+/// a file with several names archived once, its other names as hard links to the first.
+struct Archiver<'a, W: Write> {
+    tar: tar::Builder<W>,
+    ids: &'a IdMap,
+    /// The tar name each multiply-linked file (device, inode) was first archived under.
+    links: HashMap<(u64, u64), PathBuf>,
+}
+
+impl<'a, W: Write> Archiver<'a, W> {
+    fn new(out: W, ids: &'a IdMap) -> Self {
+        Archiver {
+            tar: tar::Builder::new(out),
+            ids,
+            links: HashMap::new(),
+        }
+    }
+
+    fn finish(self, shown: &str) -> Result<()> {
+        self.tar
+            .into_inner()
+            .and_then(|mut w| w.flush())
+            .map_err(io_err("archive", shown))
+    }
+
+    /// Appends every entry of the directory `dir`, named under `prefix`.
+    fn children(&mut self, dir: &OwnedFd, prefix: &Path, shown: &str) -> Result<()> {
+        for name in list(dir, shown)? {
+            let child_shown = format!("{}/{}", shown.trim_end_matches('/'), name.to_string_lossy());
+            self.entry(dir, &name, &prefix.join(&name), &child_shown)?;
+        }
         Ok(())
-    } else {
-        tar.append_data(&mut header, tar_name, io::empty())
-            .map_err(failed)
+    }
+
+    /// Appends `dir/name` as `tar_name`, a directory with everything under it.
+    fn entry(&mut self, dir: &OwnedFd, name: &OsStr, tar_name: &Path, shown: &str) -> Result<()> {
+        let meta = match entry_metadata(dir, name) {
+            Ok(meta) => meta,
+            // Gone since it was listed (a running container's files change): not archived.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+            Err(e) => return Err(Error::io(format!("stat {shown}"), e)),
+        };
+        let mut header = header_for(&meta, self.ids);
+        let file_type = meta.file_type();
+        let failed = io_err("archive", shown);
+        if file_type.is_dir() {
+            self.tar
+                .append_data(&mut header, tar_name, io::empty())
+                .map_err(failed)?;
+            let sub = open_subdir(dir, name, shown)?;
+            self.children(&sub, tar_name, shown)
+        } else if file_type.is_file() {
+            if meta.nlink() > 1 {
+                let key = (meta.dev(), meta.ino());
+                if let Some(first) = self.links.get(&key) {
+                    header.set_entry_type(tar::EntryType::Link);
+                    header.set_size(0);
+                    let first = first.clone();
+                    return self
+                        .tar
+                        .append_link(&mut header, tar_name, first)
+                        .map_err(failed);
+                }
+                self.links.insert(key, tar_name.to_path_buf());
+            }
+            let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+            let file =
+                File::from(openat(dir, name, flags, Mode::empty()).map_err(io_err("open", shown))?);
+            self.tar
+                .append_data(&mut header, tar_name, exact(file, &meta))
+                .map_err(failed)
+        } else if file_type.is_symlink() {
+            let target = readlinkat(dir, name).map_err(io_err("read", shown))?;
+            self.tar
+                .append_link(&mut header, tar_name, target)
+                .map_err(failed)
+        } else if file_type.is_socket() {
+            // Sockets mean nothing outside their process, as in Docker's archives.
+            Ok(())
+        } else {
+            self.tar
+                .append_data(&mut header, tar_name, io::empty())
+                .map_err(failed)
+        }
     }
 }
 

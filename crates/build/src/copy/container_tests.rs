@@ -256,3 +256,49 @@ fn go_modes() {
         (1 << 26) | (1 << 21) | 0o666
     );
 }
+
+#[test]
+fn hard_links_travel_as_links_and_come_back_as_one_file() {
+    let root = rootfs();
+    fs::hard_link(
+        root.path().join("app/a.txt"),
+        root.path().join("app/sub/again.txt"),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    archive_path(root.path(), "/app", &mut out).unwrap();
+    let mut archive = tar::Archive::new(out.as_slice());
+    let links: Vec<(String, String)> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.header().entry_type() == tar::EntryType::Link)
+        .map(|e| {
+            let name = e.path().unwrap().display().to_string();
+            let target = e.link_name().unwrap().unwrap().display().to_string();
+            (name, target)
+        })
+        .collect();
+    assert_eq!(
+        links,
+        [("app/sub/again.txt".to_string(), "app/a.txt".to_string())]
+    );
+
+    let other = rootfs();
+    extract_into(
+        other.path(),
+        "/etc",
+        out.as_slice(),
+        false,
+        None,
+        &IdMap::default(),
+    )
+    .unwrap();
+    let first = fs::metadata(other.path().join("etc/app/a.txt")).unwrap();
+    let second = fs::metadata(other.path().join("etc/app/sub/again.txt")).unwrap();
+    assert_eq!(first.ino(), second.ino());
+    assert_eq!(
+        fs::read(other.path().join("etc/app/sub/again.txt")).unwrap(),
+        b"alpha"
+    );
+}
