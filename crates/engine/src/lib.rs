@@ -19,6 +19,7 @@ pub mod logdriver;
 pub mod logs;
 pub mod monitor;
 pub mod oci;
+pub mod resident;
 pub mod runtimes;
 pub mod seccomp;
 pub mod shim;

@@ -291,6 +291,8 @@ fn run(spec: &ShimSpec, answer: File) -> Result<()> {
     let msg = serde_json::to_string(&ready).unwrap_or_default();
     let _ = writeln!(answer, "{msg}");
     drop(answer);
+    // From here on only the copy loop runs: the setup's code need not stay resident.
+    crate::resident::shed_startup_pages();
     let pump = Pump::new(io, listener)?;
     let pump = serve(spec, pump, pid, clients)?;
     let exit = reap(pid)?;
