@@ -431,8 +431,8 @@ impl ImageDb {
         Ok((snapshots, blobs))
     }
 
-    /// The recorded uncompressed size of a snapshot, if the database knows it.
-    /// Records a snapshot made before its image is (a build step's, moved into place).
+    /// Records a snapshot made before its image is (a build step's, moved into place); a
+    /// commit that fails after leaves a row no image uses, which the next deletion collects.
     pub fn add_snapshot(&mut self, chain_id: &Digest, diff_id: &Digest, size: u64) -> Result<()> {
         self.conn.execute(
             "INSERT INTO snapshots (chain_id, diff_id, size) VALUES (?1, ?2, ?3) ON CONFLICT(chain_id) DO NOTHING",
@@ -441,6 +441,7 @@ impl ImageDb {
         Ok(())
     }
 
+    /// The recorded uncompressed size of a snapshot, if the database knows it.
     pub fn snapshot_size(&self, chain_id: &Digest) -> Result<Option<u64>> {
         let v = self
             .conn
