@@ -545,6 +545,13 @@ async fn start_exec(
     let req = axum::extract::Request::from_parts(parts, axum::body::Body::empty());
     let attachment = state.engine.start_exec(&id, b.detach).await?;
     let Some(attachment) = attachment else {
+        // Detached: followed here, so that its end is an event too.
+        let engine = state.engine.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.finish_exec(&id).await {
+                tracing::debug!("exec {id}: {e}");
+            }
+        });
         return Ok(StatusCode::OK.into_response());
     };
     let kind = if attachment.tty {
@@ -555,7 +562,7 @@ async fn start_exec(
     let engine = state.engine.clone();
     streams::hijack(req, kind, move |client| async move {
         let recorded = async move {
-            let _ = engine.wait_exec(&id).await;
+            let _ = engine.finish_exec(&id).await;
         };
         streams::splice(client, attachment.stream, recorded).await;
     })

@@ -207,6 +207,18 @@ fn export_lists_the_files(d: &Daemon, out: &Path) {
     // The export and the exec before it are events, as in Docker.
     let events = d.events_of("run1");
     assert!(events.lines().any(|a| a == "export"), "{events}");
+    // An attached exec's end is told before its stream closes; a detached one's once it
+    // ends.
+    let died = |events: &str| events.lines().filter(|a| *a == "exec_die").count();
+    let before = died(&events);
+    assert!(before >= 1, "{events}");
+    d.docker_ok(&["exec", "-d", "run1", "sh", "-c", "exit 3"]);
+    assert!(
+        common::eventually(std::time::Duration::from_secs(10), || {
+            died(&d.events_of("run1")) == before + 1
+        }),
+        "no exec_die for the detached exec"
+    );
     assert!(
         events
             .lines()

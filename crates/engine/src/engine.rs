@@ -298,6 +298,17 @@ impl Engine {
         self.events.send(event);
     }
 
+    /// `exec_die`, with the exec's id and exit code.
+    pub(crate) fn announce_exec_end(&self, c: &Container, exec: &str, code: Option<i32>) {
+        let mut event = self
+            .container_event("exec_die", c)
+            .with("execID", exec.to_string());
+        if let Some(code) = code {
+            event = event.with("exitCode", code.to_string());
+        }
+        self.events.send(event);
+    }
+
     fn container_event(&self, action: &str, c: &Container) -> Event {
         Event::new(Kind::Container, action, &c.id)
             .with("name", c.name.clone())

@@ -140,6 +140,17 @@ impl Engine {
         Ok(self.inspect_exec(id).await?.exit_code)
     }
 
+    /// Waits for an exec's end, then tells the event stream (`exec_die`, with its exit
+    /// code); its exit code. Called once per exec, by whoever follows it.
+    pub async fn finish_exec(&self, id: &str) -> Result<Option<i32>> {
+        let code = self.wait_exec(id).await?;
+        let e = self.exec(id)?;
+        if let Ok(c) = self.get(&e.container_id) {
+            self.announce_exec_end(&c, id, code);
+        }
+        Ok(code)
+    }
+
     /// Sets a running exec's terminal size.
     pub async fn resize_exec(&self, id: &str, height: u16, width: u16) -> Result<()> {
         let info = self.inspect_exec(id).await?;
