@@ -222,7 +222,8 @@ fn defaults(c: &DaemonConfig, k: &Checked) -> Result<Defaults, String> {
 
 /// `default-shm-size` in Docker's binary units (64M), read as `--shm-size` and log sizes are.
 fn shm_size(text: &str) -> Result<i64, String> {
-    berth_engine::logdriver::parse_size(text, true)
+    berth_engine::size::parse(text, true)
+        .filter(|b| *b > 0)
         .map(|b| b as i64)
         .ok_or_else(|| {
             format!("default-shm-size: {text:?} is not a size: give bytes, or a number with k, m or g (as 64M)")

@@ -23,6 +23,7 @@ pub mod resident;
 pub mod runtimes;
 pub mod seccomp;
 pub mod shim;
+pub mod size;
 pub mod stats;
 pub mod stdio;
 pub mod store;

@@ -163,7 +163,8 @@ fn apply(driver: Driver, r: &mut Rotation, key: &str, value: &str) -> Result<()>
         // Docker's json-file reads sizes in decimal units, its local driver in binary ones.
         "max-size" => {
             r.max_size = Some(
-                parse_size(value, driver == Driver::Local)
+                crate::size::parse(value, driver == Driver::Local)
+                    .filter(|b| *b > 0)
                     .ok_or_else(|| bad("give a positive size, as 512, 10k, 20m or 1g"))?,
             )
         }
@@ -232,34 +233,6 @@ fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
-/// Docker's sizes (go-units): `512`, `10k`, `10kb`, `20m`, `1.5g`, `1 GiB`; units of 1000
-/// (`FromHumanSize`) or, with `binary`, of 1024 (`RAMInBytes`). Zero is not a size here.
-pub fn parse_size(text: &str, binary: bool) -> Option<u64> {
-    let t = text.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let t = t.strip_suffix('i').unwrap_or(t);
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (digits, unit) = (&t[..split], t[split..].trim_start());
-    let power = match unit {
-        "" => 0,
-        "k" => 1,
-        "m" => 2,
-        "g" => 3,
-        "t" => 4,
-        "p" => 5,
-        _ => return None,
-    };
-    if digits.is_empty() || !digits.starts_with(|c: char| c.is_ascii_digit()) {
-        return None;
-    }
-    let n: f64 = digits.parse().ok()?;
-    let base: f64 = if binary { 1024.0 } else { 1000.0 };
-    let bytes = n * base.powi(power);
-    (bytes >= 1.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,18 +252,16 @@ mod tests {
     }
 
     #[test]
-    fn sizes_read_as_dockers_units() {
-        assert_eq!(parse_size("512", false), Some(512));
-        assert_eq!(parse_size("10k", false), Some(10_000));
-        assert_eq!(parse_size("10KB", false), Some(10_000));
-        assert_eq!(parse_size("20m", false), Some(20_000_000));
-        assert_eq!(parse_size("1g", false), Some(1_000_000_000));
-        assert_eq!(parse_size("1.5k", false), Some(1500));
-        assert_eq!(parse_size("20m", true), Some(20 * 1024 * 1024));
-        assert_eq!(parse_size("2 MiB", true), Some(2 * 1024 * 1024));
-        for bad in ["", "0", "k", "-1", "10x", "ten", ".5.5k"] {
-            assert_eq!(parse_size(bad, false), None, "{bad:?}");
+    fn a_max_size_must_be_a_positive_size() {
+        for bad in ["0", "", "ten", "-1", "10x"] {
+            let e = error("json-file", &[("max-size", bad)]);
+            assert!(e.contains("give a positive size"), "{bad:?}: {e}");
         }
+        let local = config("local", &[("max-size", "2m")])
+            .writer()
+            .unwrap()
+            .unwrap();
+        assert_eq!(local.max_size, Some(2 * 1024 * 1024));
     }
 
     #[test]

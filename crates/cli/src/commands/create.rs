@@ -452,22 +452,9 @@ pub fn volumes(specs: &[String]) -> Result<(Vec<String>, Map<String, Value>)> {
 
 /// `64m`, `1g`, `512k`, `1024` (bytes), `1.5g`: binary units as docker reads them.
 pub fn ram_bytes(s: &str) -> Result<i64> {
-    let lower = s.trim().to_ascii_lowercase();
-    let t = lower.strip_suffix('b').unwrap_or(&lower);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| anyhow!("invalid size {s:?}: use a number with an optional unit, like 64m"))?;
-    if n < 0.0 {
-        bail!("invalid size {s:?}: it cannot be negative");
-    }
-    Ok((n * mult as f64) as i64)
+    berth_engine::size::parse(s, true)
+        .and_then(|b| i64::try_from(b).ok())
+        .ok_or_else(|| anyhow!("invalid size {s:?}: use a number with an optional unit, like 64m"))
 }
 
 /// `--cpus 1.5` as NanoCpus.
@@ -642,7 +629,9 @@ mod tests {
         assert_eq!(ram_bytes("1G").unwrap(), 1 << 30);
         assert_eq!(ram_bytes("512kb").unwrap(), 512 << 10);
         assert_eq!(ram_bytes("100").unwrap(), 100);
+        assert_eq!(ram_bytes("1.5g").unwrap(), 3 << 29);
         assert!(ram_bytes("lots").is_err());
+        assert!(ram_bytes("-5m").is_err());
         assert_eq!(nano_cpus("0.5").unwrap(), 500_000_000);
         assert!(nano_cpus("-1").is_err());
         assert_eq!(restart_policy(None).unwrap()["Name"], "");
