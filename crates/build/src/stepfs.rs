@@ -40,13 +40,11 @@ impl StepFs {
         for d in [&upper, &work, &merged] {
             std::fs::create_dir(d).map_err(io_err("create", d.display()))?;
         }
-        let ids = images.ids();
-        if !ids.is_identity() {
-            // The upper directory's owner is the step's "/".
-            let (uid, gid) = ids.root();
-            nix::unistd::chown(&upper, Some(uid.into()), Some(gid.into()))
-                .map_err(io_err("chown", upper.display()))?;
-        }
+        // The upper directory's owner is the step's "/".
+        images
+            .ids()
+            .own_as_root(&upper)
+            .map_err(io_err("chown", upper.display()))?;
         let mut fs = StepFs {
             merged: merged.clone(),
             upper: upper.clone(),

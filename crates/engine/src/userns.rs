@@ -71,12 +71,8 @@ pub fn apply(spec: &mut Spec, ids: &IdMap) -> Result<()> {
 
 /// Gives `path` to the namespace's root, so the container's root owns what it should.
 pub fn own(path: &Path, ids: &IdMap) -> Result<()> {
-    if ids.is_identity() {
-        return Ok(());
-    }
-    let (uid, gid) = ids.root();
-    nix::unistd::chown(path, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
-        .map_err(|e| Error::sys(format!("chown {}", path.display()), e))
+    ids.own_as_root(path)
+        .map_err(|e| Error::io(format!("chown {}", path.display()), e))
 }
 
 /// The state root of a remapped daemon, `<data_root>/<uid>.<gid>` as dockerd names it,

@@ -46,6 +46,16 @@ impl IdMap {
         )
     }
 
+    /// Gives `path` to the namespace's root (nothing to do for the identity: the daemon's
+    /// files are root's already): what a container must own, such as its "/".
+    pub fn own_as_root(&self, path: &std::path::Path) -> std::io::Result<()> {
+        if self.is_identity() {
+            return Ok(());
+        }
+        let (uid, gid) = self.root();
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+    }
+
     /// The host owner of a file a layer or a container gives as `uid:gid`; `None` if the
     /// namespace cannot represent it.
     pub fn to_host(&self, uid: u32, gid: u32) -> Option<(u32, u32)> {

@@ -83,9 +83,9 @@ impl Snapshots {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))
             .map_err(Error::io("set snapshot dir mode"))?;
-        let (uid, gid) = self.ids.root();
-        nix::unistd::chown(tmp.path(), Some(uid.into()), Some(gid.into()))
-            .map_err(|e| Error::io("set snapshot dir owner")(e.into()))?;
+        self.ids
+            .own_as_root(tmp.path())
+            .map_err(Error::io("set snapshot dir owner"))?;
         let unpacked = unpack_layer_as(
             io::BufReader::with_capacity(1 << 20, blob),
             tmp.path(),
