@@ -37,6 +37,13 @@ fn write(dir: &Path, rel: &str, content: &str) {
     std::fs::write(path, content).expect("write");
 }
 
+/// A daemon with the busybox image, and an empty build context.
+fn busybox_daemon() -> (Daemon, tempfile::TempDir) {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    (d, tempfile::tempdir().expect("context"))
+}
+
 /// `image inspect`'s first object.
 fn inspect(d: &Daemon, image: &str) -> Value {
     let out = berth_ok(d, &["image", "inspect", image]);
@@ -108,9 +115,7 @@ fn every_instruction_context(dir: &Path) {
 
 #[test]
 fn every_instruction_the_cache_and_intermediate_images() {
-    let d = Daemon::start();
-    d.import_busybox("busybox:latest");
-    let ctx = tempfile::tempdir().expect("context");
+    let (d, ctx) = busybox_daemon();
     every_instruction_context(ctx.path());
     let dir = ctx.path().to_str().expect("utf-8");
 
@@ -245,9 +250,7 @@ fn every_instruction_the_cache_and_intermediate_images() {
 
 #[test]
 fn multi_stage_builds_copy_from_stages_and_stop_at_a_target() {
-    let d = Daemon::start();
-    d.import_busybox("busybox:latest");
-    let ctx = tempfile::tempdir().expect("context");
+    let (d, ctx) = busybox_daemon();
     write(
         ctx.path(),
         "Dockerfile",
@@ -299,9 +302,7 @@ fn multi_stage_builds_copy_from_stages_and_stop_at_a_target() {
 
 #[test]
 fn failures_say_where_and_leave_nothing() {
-    let d = Daemon::start();
-    d.import_busybox("busybox:latest");
-    let ctx = tempfile::tempdir().expect("context");
+    let (d, ctx) = busybox_daemon();
     let dir = ctx.path().to_str().expect("utf-8");
     let images_before = berth_ok(&d, &["images", "-aq"]);
     let cases: &[(&str, &str)] = &[
@@ -351,9 +352,7 @@ fn failures_say_where_and_leave_nothing() {
 #[test]
 fn the_docker_cli_classic_builder_makes_the_same_image() {
     require(DOCKER, "the docker CLI at /usr/local/bin/docker");
-    let d = Daemon::start();
-    d.import_busybox("busybox:latest");
-    let ctx = tempfile::tempdir().expect("context");
+    let (d, ctx) = busybox_daemon();
     write(
         ctx.path(),
         "Dockerfile",
@@ -396,9 +395,7 @@ fn the_docker_cli_classic_builder_makes_the_same_image() {
 
 #[test]
 fn run_network_none_has_only_loopback_and_the_default_has_the_bridge() {
-    let d = Daemon::start();
-    d.import_busybox("busybox:latest");
-    let ctx = tempfile::tempdir().expect("context");
+    let (d, ctx) = busybox_daemon();
     write(
         ctx.path(),
         "Dockerfile",
@@ -424,10 +421,8 @@ fn run_network_none_has_only_loopback_and_the_default_has_the_bridge() {
 
 #[test]
 fn a_built_image_is_pushed_pulled_back_and_runs() {
-    let d = Daemon::start();
+    let (d, ctx) = busybox_daemon();
     let registry = common::registry_at(&d, "127.0.0.1:5000");
-    d.import_busybox("busybox:latest");
-    let ctx = tempfile::tempdir().expect("context");
     write(ctx.path(), "app/greeting.txt", "hello from the build\n");
     write(
         ctx.path(),
@@ -466,9 +461,7 @@ fn a_built_image_is_pushed_pulled_back_and_runs() {
 
 #[test]
 fn workdir_makes_its_directory_owned_by_root_even_when_unused() {
-    let d = Daemon::start();
-    d.import_busybox("busybox:latest");
-    let ctx = tempfile::tempdir().expect("context");
+    let (d, ctx) = busybox_daemon();
     write(ctx.path(), "f", "f\n");
     write(
         ctx.path(),
