@@ -345,8 +345,9 @@ mod carry {
             nix::sys::memfd::memfd_create(c"berth-init", nix::sys::memfd::MFdFlags::empty())
                 .context(|| "memfd_create".into())?;
         let mut file = std::fs::File::from(memfd);
-        serde_json::to_writer(&mut file, &carried).map_err(|e| Error::Init(e.to_string()))?;
-        file.flush()
+        // One write: serde_json writes a `File` token by token (a thousand syscalls).
+        let json = serde_json::to_vec(&carried).map_err(|e| Error::Init(e.to_string()))?;
+        file.write_all(&json)
             .context(|| "write the init's configuration".into())?;
         let memfd = file.into_raw_fd();
         let argv = [
