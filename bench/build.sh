@@ -17,7 +17,8 @@ for tool in docker dockerd hyperfine unshare python3 busybox curl; do
   command -v "$tool" >/dev/null || { echo "build: $tool is missing (scripts/deps.sh installs it)" >&2; exit 1; }
 done
 cargo build --release -p berth-cli -p berth-engine --bins >&2
-target=${CARGO_TARGET_DIR:-$PWD/target}
+# Where .cargo/config.toml has cargo put the binaries.
+target=${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu
 berth=$target/release/berth
 
 # The classic builder, for both daemons, whichever way the docker CLI is called.

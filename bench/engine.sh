@@ -24,7 +24,8 @@ for tool in docker dockerd containerd hyperfine unshare python3 busybox; do
   command -v "$tool" >/dev/null || { echo "engine: $tool is missing (scripts/deps.sh installs it)" >&2; exit 1; }
 done
 cargo build --release -p berth-cli -p berth-engine --bins >&2
-target=${CARGO_TARGET_DIR:-$PWD/target}
+# Where .cargo/config.toml has cargo put the binaries.
+target=${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu
 berth=$target/release/berth
 [ -x "$target/release/berth-shim" ] || { echo "engine: $target/release/berth-shim is missing" >&2; exit 1; }
 

@@ -16,7 +16,8 @@ for tool in debootstrap docker-registry skopeo hyperfine python3 curl; do
   command -v "$tool" >/dev/null || { echo "image-pull: $tool is missing (scripts/deps.sh installs it)" >&2; exit 1; }
 done
 
-target=${CARGO_TARGET_DIR:-$PWD/target}
+# Where .cargo/config.toml has cargo put the binaries.
+target=${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu
 berth_pull=$target/release/examples/pull
 cache=$PWD/.work/image-bench
 

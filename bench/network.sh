@@ -17,7 +17,7 @@ secs=${1:-5}
 rounds=${2:-3}
 scripts/deps.sh
 cargo build --release -p berth-network --example netbench >/dev/null 2>&1
-netbench=$PWD/target/release/examples/netbench
+netbench=$PWD/target/x86_64-unknown-linux-gnu/release/examples/netbench
 
 work=$(mktemp -d /tmp/berth-netbench.XXXXXX)
 tag=$$

@@ -13,7 +13,7 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 runs=${1:-200}
 scripts/deps.sh
 cargo build --release -p berth-runtime-cli >/dev/null
-berth=$PWD/target/release/berth-runtime
+berth=$PWD/target/x86_64-unknown-linux-gnu/release/berth-runtime
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 cleanup() {
