@@ -13,10 +13,11 @@
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::rc::Rc;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
@@ -32,6 +33,8 @@ use crate::idmap::IdMap;
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+/// File contents are copied through a buffer this large: one write per 256 KiB, not per 8.
+const COPY_BUF: usize = 256 << 10;
 
 /// Bounds on what one layer may unpack to.
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +92,8 @@ pub fn unpack_layer_as(
             ids,
             entries: 0,
             dir_times: Vec::new(),
+            last_parent: None,
+            buf: vec![0; COPY_BUF],
         };
         unpacker.run(&mut archive)?;
         unpacker.entries
@@ -196,6 +201,13 @@ struct Unpacker<'a> {
     entries: u64,
     /// Directory mtimes, set last: creating their children would change them again.
     dir_times: Vec<(Vec<u8>, u64)>,
+    /// The directory the previous entry went into, by its cleaned path: a tar lists a
+    /// directory's entries together, so most entries reuse it instead of resolving their
+    /// path again. Forgotten whenever anything is removed, since a removal can put something
+    /// else at that path (the fd itself can only ever name a directory inside the root).
+    last_parent: Option<(Vec<u8>, Rc<OwnedFd>)>,
+    /// File contents pass through here.
+    buf: Vec<u8>,
 }
 
 /// The metadata of an entry, with PAX overrides applied.
@@ -276,21 +288,24 @@ impl Unpacker<'_> {
                 // Other AUFS metadata (.wh..wh.plnk and such) has no overlay meaning.
                 return Ok(());
             }
-            self.clear(&parent, hidden, false, &name)?;
-            return mknodat(
-                &parent,
-                hidden,
-                SFlag::S_IFCHR,
-                Mode::empty(),
-                makedev(0, 0),
-            )
-            .map_err(sys("create whiteout", &name));
+            let whiteout = || {
+                mknodat(
+                    &*parent,
+                    hidden,
+                    SFlag::S_IFCHR,
+                    Mode::empty(),
+                    makedev(0, 0),
+                )
+            };
+            return self
+                .make(&parent, hidden, false, whiteout)
+                .map_err(sys("create whiteout", &name));
         }
-        let is_dir = kind == T::Directory;
-        self.clear(&parent, base, is_dir, &name)?;
         match kind {
             T::Directory => {
-                match mkdirat(&parent, base, Mode::from_bits_truncate(0o700)) {
+                let mkdir = || mkdirat(&*parent, base, Mode::from_bits_truncate(0o700));
+                match self.make(&parent, base, true, mkdir) {
+                    // An existing directory stays: the entry only updates its metadata.
                     Ok(()) | Err(Errno::EEXIST) => {}
                     Err(e) => return Err(sys("mkdir", &name)(e)),
                 }
@@ -307,7 +322,10 @@ impl Unpacker<'_> {
                 let target = CString::new(target.into_owned())
                     .map_err(|_| hostile("NUL in symlink target".into()))?;
                 // The target is stored as is: it is never followed while unpacking.
-                symlinkat(target.as_c_str(), &parent, base).map_err(sys("symlink", &name))?;
+                self.make(&parent, base, false, || {
+                    symlinkat(target.as_c_str(), &*parent, base)
+                })
+                .map_err(sys("symlink", &name))?;
                 self.apply_meta(parent.as_fd(), Some(base), &meta, &name, false)
             }
             T::Link => {
@@ -318,14 +336,17 @@ impl Unpacker<'_> {
                     .map_err(|r| hostile(format!("hard link target: {r}")))?
                     .ok_or_else(|| hostile("hard link to the layer root".into()))?;
                 let tparent = self.open_parent(&target.parent, &name)?;
-                linkat(
-                    &tparent,
-                    target.name.as_slice(),
-                    &parent,
-                    base,
-                    AtFlags::empty(),
-                )
-                .map_err(sys("hard link", &name))
+                let link = || {
+                    linkat(
+                        &*tparent,
+                        target.name.as_slice(),
+                        &*parent,
+                        base,
+                        AtFlags::empty(),
+                    )
+                };
+                self.make(&parent, base, false, link)
+                    .map_err(sys("hard link", &name))
             }
             T::Char | T::Block | T::Fifo => {
                 let (sflag, dev) = match kind {
@@ -333,7 +354,8 @@ impl Unpacker<'_> {
                     T::Block => (SFlag::S_IFBLK, device(entry)?),
                     _ => (SFlag::S_IFIFO, 0),
                 };
-                mknodat(&parent, base, sflag, Mode::from_bits_truncate(0o600), dev)
+                let mknod = || mknodat(&*parent, base, sflag, Mode::from_bits_truncate(0o600), dev);
+                self.make(&parent, base, false, mknod)
                     .map_err(sys("mknod", &name))?;
                 self.apply_meta(parent.as_fd(), Some(base), &meta, &name, false)
             }
@@ -344,7 +366,7 @@ impl Unpacker<'_> {
     }
 
     fn regular<R: Read>(
-        &self,
+        &mut self,
         parent: &OwnedFd,
         base: &[u8],
         entry: &mut tar::Entry<R>,
@@ -353,10 +375,12 @@ impl Unpacker<'_> {
     ) -> Result<()> {
         let flags =
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = openat(parent, base, flags, Mode::from_bits_truncate(0o600))
+        let create = || openat(parent, base, flags, Mode::from_bits_truncate(0o600));
+        let fd = self
+            .make(parent, base, false, create)
             .map_err(sys("create", name))?;
         let mut file = File::from(fd);
-        io::copy(entry, &mut file).map_err(tar_error)?;
+        copy_through(entry, &mut file, &mut self.buf).map_err(tar_error)?;
         apply_owner_mode(&file, meta).map_err(sys("set owner and mode of", name))?;
         for (k, v) in &meta.xattrs {
             set_xattr(parent, Some(base), k, v, false).map_err(sys("set xattr on", name))?;
@@ -365,10 +389,41 @@ impl Unpacker<'_> {
         futimens(&file, &t, &t).map_err(sys("set mtime of", name))
     }
 
+    /// Makes an entry with `create`; if something is already at `base`, clears the way as
+    /// `clear` does and tries once more. (Trying first saves a stat per entry: in a fresh
+    /// snapshot nothing is ever in the way but what this same layer made.)
+    fn make<T>(
+        &mut self,
+        parent: &OwnedFd,
+        base: &[u8],
+        is_dir: bool,
+        create: impl Fn() -> nix::Result<T>,
+    ) -> nix::Result<T> {
+        match create() {
+            Err(Errno::EEXIST) => {
+                self.clear(parent, base, is_dir)?;
+                create()
+            }
+            r => r,
+        }
+    }
+
     /// Opens (creating as 0755 directories where missing) the directory `parts` inside the
     /// root. Resolution never leaves the root.
-    fn open_parent(&self, parts: &[Vec<u8>], name: &str) -> Result<OwnedFd> {
-        match resolve_in_root(self.root, &parts.join(&b'/')) {
+    fn open_parent(&mut self, parts: &[Vec<u8>], name: &str) -> Result<Rc<OwnedFd>> {
+        let path = parts.join(&b'/');
+        if let Some((p, fd)) = &self.last_parent {
+            if *p == path {
+                return Ok(fd.clone());
+            }
+        }
+        let fd = Rc::new(self.resolve_parent(parts, &path, name)?);
+        self.last_parent = Some((path, fd.clone()));
+        Ok(fd)
+    }
+
+    fn resolve_parent(&self, parts: &[Vec<u8>], path: &[u8], name: &str) -> Result<OwnedFd> {
+        match resolve_in_root(self.root, path) {
             Ok(fd) => return Ok(fd),
             Err(Errno::ENOENT) => {}
             Err(e) => return Err(self.resolve_error(e, name)),
@@ -405,23 +460,24 @@ impl Unpacker<'_> {
 
     /// Makes room for an entry: whatever is at `base` goes, unless both are directories
     /// (then the tar entry only updates its metadata).
-    fn clear(&self, parent: &OwnedFd, base: &[u8], is_dir: bool, name: &str) -> Result<()> {
+    fn clear(&mut self, parent: &OwnedFd, base: &[u8], is_dir: bool) -> nix::Result<()> {
         let st = match fstatat(parent, base, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::ENOENT) => return Ok(()),
-            Err(e) => return Err(sys("stat", name)(e)),
+            Err(e) => return Err(e),
         };
         let existing_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
         if existing_dir && is_dir {
             return Ok(());
         }
+        self.last_parent = None;
         if existing_dir {
             // std's remove_dir_all walks with openat and does not follow symlinks.
             let path = proc_fd_path(parent, Some(base));
             return std::fs::remove_dir_all(OsStr::from_bytes(path.as_bytes()))
-                .map_err(Error::io(format!("replace directory {name:?}")));
+                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
         }
-        unlinkat(parent, base, UnlinkatFlags::NoRemoveDir).map_err(sys("replace", name))
+        unlinkat(parent, base, UnlinkatFlags::NoRemoveDir)
     }
 
     /// Ownership, mode, xattrs and (for non-directories) mtime of an existing entry, never
@@ -562,6 +618,25 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<R>) -> io::Result<Meta> {
         }
     }
     Ok(meta)
+}
+
+/// Copies an entry's contents into `file` in writes of up to `buf.len()` bytes.
+fn copy_through(from: &mut impl Read, file: &mut File, buf: &mut [u8]) -> io::Result<()> {
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match from.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(());
+        }
+        file.write_all(&buf[..filled])?;
+    }
 }
 
 fn apply_owner_mode(file: &File, meta: &Meta) -> nix::Result<()> {

@@ -221,6 +221,37 @@ fn replacing_a_planted_symlink_does_not_write_its_target() {
 }
 
 #[test]
+fn later_entries_replace_earlier_ones_and_follow_what_replaced_a_directory() {
+    let s = Sandbox::new();
+    let big: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+    let layer = RawTar::new()
+        .file("f", b"first")
+        .file("f", b"second")
+        .dir("b/")
+        .dir("a/")
+        .file("a/x", b"lost with a")
+        // `a`, the directory the entry before went into, becomes a symlink to `b`: the next
+        // entry under `a/` lands in `b`, not in the removed directory.
+        .symlink("a", "b")
+        .file("a/y", b"through the link")
+        .file("d", b"a file first")
+        .dir("d/")
+        .file("d/z", &big)
+        .bytes();
+    s.unpack(&layer).unwrap();
+    s.assert_outside_untouched();
+    assert_eq!(fs::read(s.root.join("f")).unwrap(), b"second");
+    assert!(fs::symlink_metadata(s.root.join("a"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(fs::read(s.root.join("b/y")).unwrap(), b"through the link");
+    assert!(!s.root.join("b/x").exists());
+    assert!(fs::symlink_metadata(s.root.join("d")).unwrap().is_dir());
+    assert_eq!(fs::read(s.root.join("d/z")).unwrap(), big);
+}
+
+#[test]
 fn hardlink_climbing_out_is_refused() {
     let s = Sandbox::new();
     let layer = RawTar::new().hardlink("h", "../outside/sentinel").bytes();
