@@ -1,6 +1,9 @@
 """Renders hyperfine's JSON from bench/runtime-start.sh as docs/benchmarks.md."""
 import datetime
+import glob
 import json
+import os
+import statistics
 import subprocess
 import sys
 
@@ -13,36 +16,52 @@ def version(cmd):
         return "?"
 
 
-def table(path, reference):
-    results = json.load(open(path))["results"]
-    by_name = {r["command"]: r for r in results}
-    ref = by_name[reference]["median"]
-    berth = by_name["berth-runtime"]["median"]
+def load(work, set_name):
+    """Every round's runs of each command of one set: {name: [[seconds, ...] per round]}."""
+    rounds = {}
+    for path in sorted(glob.glob(os.path.join(work, f"{set_name}-*.json"))):
+        for r in json.load(open(path))["results"]:
+            rounds.setdefault(r["command"], []).append(r["times"])
+    return rounds
+
+
+def table(work, set_name, reference):
+    rounds = load(work, set_name)
+    median = {name: statistics.median(sum(rs, [])) for name, rs in rounds.items()}
+    berth = median["berth-runtime"]
     lines = [
         "| runtime | median ms | mean ± σ ms | min ms | berth-runtime ÷ this |",
         "|---|---:|---:|---:|---:|",
     ]
-    for r in results:
+    for name, rs in rounds.items():
+        times = sum(rs, [])
         lines.append(
-            f"| {r['command']} | {r['median'] * 1000:.2f} | "
-            f"{r['mean'] * 1000:.2f} ± {r['stddev'] * 1000:.2f} | "
-            f"{r['min'] * 1000:.2f} | {berth / r['median']:.2f} |"
+            f"| {name} | {median[name] * 1000:.2f} | "
+            f"{statistics.mean(times) * 1000:.2f} ± {statistics.stdev(times) * 1000:.2f} | "
+            f"{min(times) * 1000:.2f} | {berth / median[name]:.2f} |"
         )
-    return "\n".join(lines), berth / ref
+    per_round = [
+        statistics.median(b) / statistics.median(r)
+        for b, r in zip(rounds["berth-runtime"], rounds[reference])
+    ]
+    return "\n".join(lines), berth / median[reference], per_round
 
 
 def main():
-    host, nounified, kernel, cores, runs, phases = sys.argv[1:7]
-    host_table, vs_runc = table(host, "runc")
-    nu_table, vs_crun = table(nounified, "crun")
+    work, kernel, cores, runs, nrounds, phases = sys.argv[1:7]
+    host_table, vs_runc, runc_rounds = table(work, "host", "runc")
+    nu_table, vs_crun, crun_rounds = table(work, "nounified", "crun")
+    span = lambda rs: f"{min(rs):.2f}–{max(rs):.2f}"
     today = datetime.date.today().isoformat()
     print(f"""Measured by `bench/runtime-start.sh` on {today}: Linux {kernel}, {cores} cores, a shared and
-noisy VM, so only ratios within one round mean anything. Each row is {runs} runs of
+noisy VM, so only ratios within one run mean anything. Each row is {runs} runs of
 `RUNTIME run --bundle B bench` (create, start, wait, delete) of `/bin/true` from the same
 busybox bundle with berth-runtime's default config (pid, net, ipc, uts, mount namespaces; a
 memory-free default cgroup; the default mounts, masked and read-only paths), timed by hyperfine
-without a shell. The last column is berth-runtime's median divided by the row's median: below
-1.0, berth-runtime is faster.
+without a shell, in {nrounds} rounds that interleave the runtimes (each round starts with the next
+one, so none always follows the teardown of the previous one's namespaces). Medians are over
+all runs; the last column is berth-runtime's median divided by the row's median: below 1.0,
+berth-runtime is faster.
 
 Versions: {version(["runc", "--version"])}; {version(["crun", "--version"])};
 {version(["hyperfine", "--version"])}.
@@ -51,7 +70,7 @@ Versions: {version(["runc", "--version"])}; {version(["crun", "--version"])};
 
 {host_table}
 
-berth-runtime ÷ runc = **{vs_runc:.2f}**.
+berth-runtime ÷ runc = **{vs_runc:.2f}** (per round: {span(runc_rounds)}).
 
 youki (0.7.0, built from crates.io with `--features v1`) is not in the automatic rounds: in
 one of about 400 runs here it hung for good in `sigtimedwait` with its container's process
@@ -65,7 +84,7 @@ namespace in which hyperfine runs every runtime.
 
 {nu_table}
 
-berth-runtime ÷ crun = **{vs_crun:.2f}**.
+berth-runtime ÷ crun = **{vs_crun:.2f}** (per round: {span(crun_rounds)}).
 """)
     sys.stdout.write(open("bench/where-time-goes.md").read().replace("{phases}", open(phases).read()))
 
