@@ -160,6 +160,7 @@ pub(crate) enum Cmd {
 }
 
 fn main() {
+    berth_runtime::name_service::use_builtin_sources();
     default_sigpipe();
     // The daemon has flags of its own (its -H is where it listens), parsed before the
     // client's, whose global -H would take them.

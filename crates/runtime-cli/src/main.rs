@@ -18,6 +18,7 @@ use clap::Parser;
 use args::{Cli, Command};
 
 fn main() -> ExitCode {
+    berth_runtime::name_service::use_builtin_sources();
     let argv: Vec<OsString> = std::env::args_os().collect();
     // A container's init that re-executed itself from the read-only copy of this binary.
     if argv.get(1).is_some_and(|a| a == berth_runtime::RESUME_ARG) {

@@ -18,6 +18,7 @@ pub mod hooks;
 mod init;
 pub mod launch;
 mod mount_options;
+pub mod name_service;
 pub mod namespaces;
 mod paths;
 pub(crate) mod process;

@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 
 fn main() {
+    berth_runtime::name_service::use_builtin_sources();
     let argv: Vec<OsString> = std::env::args_os().collect();
     // A container's init that re-executed itself from the read-only copy of this binary.
     if argv.get(1).is_some_and(|a| a == berth_runtime::RESUME_ARG) {
