@@ -71,7 +71,7 @@ pub async fn serve(options: Options) -> Result<(), String> {
         served.push(listen(host, &options.loaded.config, app.clone(), stopped.clone()).await?);
     }
     tokio::spawn(crate::reload::on_sighup(
-        state,
+        state.clone(),
         options.flags.clone(),
         options.required,
         options.logging.clone(),
@@ -88,6 +88,7 @@ pub async fn serve(options: Options) -> Result<(), String> {
         }
         result = result.and(outcome);
     }
+    state.engine.network().settle().await;
     drop(pidfile);
     result
 }

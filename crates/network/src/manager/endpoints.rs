@@ -196,6 +196,23 @@ impl Manager {
     }
 
     /// Kernel objects first, then the record (and with it the address and ports).
+    /// Removes an endpoint of a sandbox whose namespace goes next: the interface inside goes
+    /// with the namespace, so only a CNI plugin is asked to undo its work here. Returns the
+    /// veth host end that `unlink_later` makes sure of, if the endpoint has one.
+    pub(super) async fn drop_endpoint(
+        &self,
+        ep: &Endpoint,
+        sandbox: &Sandbox,
+    ) -> Result<Option<String>> {
+        let net = self.store().network(&ep.network_id)?;
+        if let Some(Driver::Cni { .. }) = net.as_ref().map(|n| &n.driver) {
+            self.remove_endpoint(ep, Some(sandbox)).await?;
+            return Ok(None);
+        }
+        self.store().delete_endpoint(&ep.id)?;
+        Ok(ep.host_ifname.clone())
+    }
+
     pub(super) async fn remove_endpoint(
         &self,
         ep: &Endpoint,

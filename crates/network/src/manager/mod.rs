@@ -64,6 +64,8 @@ pub struct Manager {
     pools: Vec<ipam::AddressPool>,
     /// One change at a time: a change spans the store, the kernel and the firewall.
     changing: tokio::sync::Mutex<()>,
+    /// Deletions of removed sandboxes' veth host ends, still running (see `remove_sandbox`).
+    unlinking: Mutex<tokio::task::JoinSet<()>>,
 }
 
 /// Where free host ports for `-p containerPort` come from (Docker's ephemeral range).
@@ -150,6 +152,7 @@ impl Manager {
             pools: settings.pools.clone(),
             host_resolv,
             changing: tokio::sync::Mutex::new(()),
+            unlinking: Mutex::new(tokio::task::JoinSet::new()),
         };
         manager.reconcile().await?;
         Ok(manager)
@@ -234,9 +237,10 @@ impl Manager {
         // port costs no firewall change, one off the named networks no DNS change.
         let had_ports = endpoints.iter().any(|e| !e.ports.is_empty());
         let mut had_names = false;
+        let mut host_ends = Vec::new();
         for ep in &endpoints {
             had_names |= self.network(&ep.network_id).is_ok_and(|n| serves_names(&n));
-            self.remove_endpoint(ep, Some(&sandbox)).await?;
+            host_ends.extend(self.drop_endpoint(ep, &sandbox).await?);
         }
         if had_ports {
             self.sync_ports()?;
@@ -245,12 +249,38 @@ impl Manager {
             self.sync_dns()?;
         }
         netns::remove_pinned(&sandbox.path)?;
+        self.unlink_later(host_ends);
         let files = self.files_dir.join(id);
         if files.exists() {
             std::fs::remove_dir_all(&files)
                 .map_err(|e| Error::io(format!("remove {}", files.display()), e))?;
         }
         self.store().delete_sandbox(id)
+    }
+
+    /// Deletes veth host ends after the caller has moved on. Deleting a link waits for the
+    /// kernel's RCU grace periods (about 20 ms on this machine kind), and nothing needs them
+    /// gone first: the sandbox's namespace is unpinned, so the kernel is already taking both
+    /// ends away with it, and the addresses were released with the endpoints. This makes
+    /// sure of it even if something still holds that namespace. `settle` waits for these; a
+    /// daemon killed first leaves them to `reconcile`, which deletes berth's unowned links.
+    fn unlink_later(&self, names: Vec<String>) {
+        let mut unlinking = self.unlinking.lock().unwrap_or_else(|p| p.into_inner());
+        for name in names {
+            let nl = self.host.nl.clone();
+            unlinking.spawn(async move {
+                if let Err(e) = links::delete_named(&nl, &name).await {
+                    tracing::warn!("deleting {name} after its sandbox: {e}");
+                }
+            });
+        }
+    }
+
+    /// Waits until the links of every removed sandbox are gone (see `unlink_later`).
+    pub async fn settle(&self) {
+        let mut running =
+            std::mem::take(&mut *self.unlinking.lock().unwrap_or_else(|p| p.into_inner()));
+        while running.join_next().await.is_some() {}
     }
 
     /// Rebuilds berth's whole nftables table from the store, in one transaction.

@@ -129,6 +129,8 @@ impl Manager {
 
     /// Removes a network; refused while endpoints are on it.
     pub async fn remove_network(&self, key: &str) -> Result<()> {
+        // Its last containers' veths go first: the bridge is deleted only once they are.
+        self.settle().await;
         let _one = self.changing.lock().await;
         let net = self.network(key)?;
         let count = self.store().endpoints_on(&net.id)?.len();
