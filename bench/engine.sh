@@ -6,7 +6,9 @@
 # bridge and nftables), each in a fresh network namespace of its own, so neither's bridge nor
 # firewall rules meet the other's or the machine's. Both get the same busybox image, imported
 # from the same tar. In each round, for each engine:
-#   1. `docker run --rm busybox true` on the default bridge (hyperfine, RUNS runs);
+#   1. `docker run --rm busybox true` on the default bridge (hyperfine, RUNS runs), and for
+#      berth also its own CLI's `berth run --rm busybox true` (the issue's goal is stated for
+#      berth's command; the docker CLI on both is the like-for-like comparison of the engines);
 #   2. the same with `--network none`;
 #   3. 20 parallel `docker run -d busybox sleep 600`, wall time until all 20 have returned;
 #   4. idle memory with those 20 running: the shims' RSS and PSS, the daemons' RSS and PSS;
@@ -45,6 +47,9 @@ timed_runs() {
   local args=()
   for engine in $order; do
     args+=(-n "$engine" "docker -H unix://$D/$engine.sock run --rm $* busybox true")
+    if [ "$engine" = berth ]; then
+      args+=(-n berth-cli "$berth -H unix://$D/berth.sock run --rm $* busybox true")
+    fi
   done
   if ! hyperfine -N --warmup 2 --runs "$runs" --export-json "$out/$name-$round.json" "${args[@]}" >&2; then
     for engine in $order; do
