@@ -21,6 +21,10 @@ pub struct IdMap {
     pub gids: Vec<IdRange>,
 }
 
+/// The next step for an owner a remapped daemon cannot store: its ranges are too narrow.
+pub const WIDEN_RANGES: &str =
+    "give the remap user a range of at least 65536 ids in /etc/subuid and /etc/subgid";
+
 /// What a host id outside every range reads as inside a namespace (the kernel's overflow id).
 pub const OVERFLOW_ID: u32 = 65534;
 

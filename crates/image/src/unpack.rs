@@ -229,8 +229,11 @@ impl Unpacker<'_> {
         };
         let (uid, gid) = host.ok_or_else(|| {
             format!(
-                "owner {}:{} is outside the ids this daemon's user namespace maps (userns-remap)",
-                meta.uid, meta.gid
+                "owner {}:{} is outside the ids this daemon's user namespace maps \
+                 (userns-remap): {}",
+                meta.uid,
+                meta.gid,
+                crate::idmap::WIDEN_RANGES
             )
         })?;
         (meta.uid, meta.gid) = (uid.into(), gid.into());

@@ -265,7 +265,9 @@ fn extract_entry<R: Read>(
     let (uid, gid) = match rules.ids {
         Some(ids) => ids.to_host(uid, gid).ok_or_else(|| {
             fail(format!(
-                "the archive entry `{shown}` is owned by {uid}:{gid}, which the container's user namespace cannot represent"
+                "the archive entry `{shown}` is owned by {uid}:{gid}, which the container's user \
+                 namespace cannot represent: {}",
+                berth_image::idmap::WIDEN_RANGES
             ))
         })?,
         None => (uid, gid),

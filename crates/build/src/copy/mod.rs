@@ -69,8 +69,11 @@ pub fn copy_into(
         Some(ids) => ids.to_host(owner.0, owner.1).ok_or_else(|| Error::Dest {
             dest: dest.to_string(),
             reason: format!(
-                "--chown={}:{} is outside the ids the daemon's user namespace maps (userns-remap)",
-                owner.0, owner.1
+                "--chown={}:{} is outside the ids the daemon's user namespace maps \
+                 (userns-remap): use ids inside it, or {}",
+                owner.0,
+                owner.1,
+                berth_image::idmap::WIDEN_RANGES
             ),
         })?,
         None => owner,
