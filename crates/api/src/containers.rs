@@ -11,7 +11,10 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use berth_engine::logs::{Query as LogQuery, Stream};
 use berth_engine::{Engine, Status, WaitCondition};
-use bollard_stubs::models::{ContainerCreateBody, ContainerCreateResponse, ContainerWaitResponse};
+use bollard_stubs::models::{
+    ContainerCreateBody, ContainerCreateResponse, ContainerUpdateBody, ContainerUpdateResponse,
+    ContainerWaitResponse,
+};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -45,6 +48,7 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/attach", post(attach))
         .route("/containers/{id}/pause", post(pause))
         .route("/containers/{id}/unpause", post(unpause))
+        .route("/containers/{id}/update", post(update))
         .route("/containers/{id}/top", get(top))
         .route("/containers/{id}/stats", get(stats))
         .route("/containers/{id}/resize", post(resize))
@@ -617,6 +621,22 @@ async fn pause(State(state): State<AppState>, Path(id): Path<String>) -> ApiResu
 async fn unpause(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     state.engine.set_paused(&id, false).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `docker update`: new limits and restart policy.
+async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let body: ContainerUpdateBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid update: {e}")))?;
+    let (changes, restart) = convert::update(&body)?;
+    state.engine.update(&id, &changes, restart).await?;
+    Ok(Json(ContainerUpdateResponse {
+        warnings: Some(Vec::new()),
+    })
+    .into_response())
 }
 
 /// `docker top`: the container's processes as ps(1) would list them, read from /proc.

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use berth_engine::container::RestartPolicy;
+use berth_engine::limits::ResourceUpdate;
 use berth_engine::volumes::{parse_bind, MountKind, MountSpec};
 use berth_engine::{Config, Container, Engine, Status};
 use bollard_stubs::models::{
@@ -111,6 +112,60 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
         runtime: host.runtime.clone().unwrap_or_default(),
         ..Default::default()
     })
+}
+
+/// `docker update`'s body as the engine's changes. The docker CLI sends 0 (or "") for what
+/// the user did not give; a limit berth cannot change is refused, not ignored.
+pub fn update(
+    body: &bollard_stubs::models::ContainerUpdateBody,
+) -> ApiResult<(ResourceUpdate, Option<RestartPolicy>)> {
+    let unsupported = [
+        ("--blkio-weight", body.blkio_weight.is_some_and(|w| w > 0)),
+        ("--cpu-period", body.cpu_period.is_some_and(|p| p > 0)),
+        ("--cpu-quota", body.cpu_quota.is_some_and(|q| q > 0)),
+        (
+            "--cpu-rt-period",
+            body.cpu_realtime_period.is_some_and(|p| p > 0),
+        ),
+        (
+            "--cpu-rt-runtime",
+            body.cpu_realtime_runtime.is_some_and(|r| r > 0),
+        ),
+        (
+            "--cpuset-mems",
+            body.cpuset_mems.as_ref().is_some_and(|m| !m.is_empty()),
+        ),
+        (
+            "--memory-reservation",
+            body.memory_reservation.is_some_and(|m| m > 0),
+        ),
+    ];
+    if let Some((flag, _)) = unsupported.iter().find(|(_, given)| *given) {
+        return Err(ApiError::bad_request(format!(
+            "berth's update does not change {flag}: give --memory, --memory-swap, --cpus, \
+             --cpu-shares, --cpuset-cpus, --pids-limit or --restart"
+        )));
+    }
+    let changes = ResourceUpdate {
+        memory: body.memory.filter(|m| *m > 0),
+        memory_swap: body.memory_swap.filter(|m| *m != 0),
+        nano_cpus: body.nano_cpus.filter(|n| *n > 0),
+        cpu_shares: body.cpu_shares.filter(|s| *s > 0).map(|s| s as u64),
+        cpuset_cpus: body.cpuset_cpus.clone().filter(|c| !c.is_empty()),
+        pids_limit: body.pids_limit.filter(|p| *p != 0),
+    };
+    // The CLI always sends a policy; an empty name means it was not given.
+    let restart = match &body.restart_policy {
+        Some(p) => match p.name.map(|n| n.to_string()).filter(|n| !n.is_empty()) {
+            Some(name) => {
+                let max = p.maximum_retry_count.unwrap_or(0).max(0) as u32;
+                Some(RestartPolicy::parse(&name, max)?)
+            }
+            None => None,
+        },
+        None => None,
+    };
+    Ok((changes, restart))
 }
 
 /// `SecurityOpt`: `no-new-privileges[:true|false]` and `seccomp=unconfined|<profile JSON>`

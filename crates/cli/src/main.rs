@@ -81,6 +81,8 @@ pub(crate) enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Update configuration of one or more containers
+    Update(ctr::UpdateArgs),
     /// Pause all processes within one or more containers
     Pause {
         #[arg(required = true)]
@@ -272,6 +274,7 @@ async fn run_cmd(c: &Client, cmd: Cmd) -> Result<()> {
             new_name,
         } => ctr::rename(c, &container, &new_name).await,
         Cmd::Top { container, ps_args } => ctr::top(c, &container, &ps_args).await,
+        Cmd::Update(a) => ctr::update(c, a).await,
         Cmd::Pause { containers } => ctr::simple(c, "pause", &containers).await,
         Cmd::Unpause { containers } => ctr::simple(c, "unpause", &containers).await,
         Cmd::Stats(a) => ctr::stats(c, a).await,

@@ -633,6 +633,60 @@ fn limits_bite(d: &Daemon) {
         "-c",
         "test -c /dev/mynull && echo x > /dev/mynull",
     ]);
+    // update: raised and lowered in place (memory above the old swap limit needs the swap
+    // raised first), a limit removed, and a refused change leaves everything as it was.
+    d.ok(&[
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--cpus",
+        "1",
+        "--pids-limit",
+        "30",
+        "lim",
+    ]);
+    if std::path::Path::new("/sys/fs/cgroup/memory").exists() {
+        assert_eq!(
+            cgroup_file(&pid, "memory", "memory.limit_in_bytes"),
+            "67108864"
+        );
+        assert_eq!(
+            cgroup_file(&pid, "memory", "memory.memsw.limit_in_bytes"),
+            "134217728"
+        );
+        assert_eq!(cgroup_file(&pid, "cpu", "cpu.cfs_quota_us"), "100000");
+    } else {
+        assert_eq!(cgroup_file(&pid, "", "memory.max"), "67108864");
+        assert_eq!(cgroup_file(&pid, "", "cpu.max"), "100000 100000");
+    }
+    assert_eq!(cgroup_file(&pid, "pids", "pids.max"), "30");
+    d.ok(&[
+        "update",
+        "--memory",
+        "16m",
+        "--memory-swap",
+        "16m",
+        "--pids-limit",
+        "-1",
+        "lim",
+    ]);
+    if std::path::Path::new("/sys/fs/cgroup/memory").exists() {
+        assert_eq!(
+            cgroup_file(&pid, "memory", "memory.limit_in_bytes"),
+            "16777216"
+        );
+    }
+    assert_eq!(cgroup_file(&pid, "pids", "pids.max"), "max");
+    let out = d.berth(&["update", "--memory", "1k", "lim"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at least 6MB"), "{err}");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.HostConfig.Memory}}", "lim"]),
+        "16777216\n"
+    );
     // Docker's defaults: a seccomp filter, setuid programs allowed.
     assert_eq!(status_field(&pid, "Seccomp"), "2");
     assert_eq!(status_field(&pid, "NoNewPrivs"), "0");

@@ -75,6 +75,36 @@ fn docker_cli() {
         d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "web"]),
         "running\n"
     );
+    // update: a running container's limits change in place, and stay in its config
+    d.docker_ok(&[
+        "update",
+        "--memory",
+        "48m",
+        "--memory-swap",
+        "96m",
+        "--restart",
+        "on-failure:2",
+        "web",
+    ]);
+    assert_eq!(
+        d.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.RestartPolicy.Name}}",
+            "web"
+        ]),
+        "50331648 100663296 on-failure\n"
+    );
+    let pid = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "web"]);
+    let cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.trim())).unwrap();
+    let memory = cgroups
+        .lines()
+        .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string()))
+        .expect("a v1 memory cgroup");
+    let limit = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory{memory}/memory.limit_in_bytes"
+    ));
+    assert_eq!(limit.unwrap().trim(), "50331648");
     d.docker_ok(&["stop", "-t", "2", "web"]);
     assert_eq!(
         d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "web"]),

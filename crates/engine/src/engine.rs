@@ -23,9 +23,12 @@ use nix::sys::signal::Signal;
 use time::OffsetDateTime;
 
 use crate::attach::{AttachOptions, Attachment, Request, Size};
-use crate::container::{self, check_name, Config, Container, EtcMounts, NetNs, State, Status};
+use crate::container::{
+    self, check_name, Config, Container, EtcMounts, NetNs, RestartPolicy, State, Status,
+};
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
+use crate::limits::ResourceUpdate;
 use crate::logdriver::{LogConfig, NOT_READABLE};
 use crate::logs::{self, Entry, Query};
 use crate::oci::Oci;
@@ -1115,6 +1118,37 @@ impl Engine {
         self.store().update(&c)?;
         let action = if paused { "pause" } else { "unpause" };
         self.events.send(self.container_event(action, &c));
+        Ok(())
+    }
+
+    /// `docker update`: new limits (and restart policy) for a container, written into its
+    /// cgroup at once if it runs, and kept for its next starts.
+    pub async fn update(
+        &self,
+        key: &str,
+        u: &ResourceUpdate,
+        restart: Option<RestartPolicy>,
+    ) -> Result<()> {
+        let mut c = self.inspect(key).await?;
+        let resources = c.config.resources.updated(u)?;
+        if let Some(policy) = &restart {
+            if c.config.auto_remove && *policy != RestartPolicy::No {
+                return Err(Error::Invalid(format!(
+                    "container {} is removed when it exits (--rm): it cannot have a restart policy",
+                    c.name
+                )));
+            }
+        }
+        if c.state.status == Status::Running {
+            let linux = crate::limits::update_resources(&resources, u)?;
+            self.driver(&c).update(&c.id, &linux)?;
+        }
+        c.config.resources = resources;
+        if let Some(policy) = restart {
+            c.config.restart = policy;
+        }
+        self.store().update(&c)?;
+        self.events.send(self.container_event("update", &c));
         Ok(())
     }
 

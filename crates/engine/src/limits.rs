@@ -33,6 +33,106 @@ pub struct Resources {
     pub shm_size: Option<i64>,
 }
 
+/// `docker update`: the limits to change, each `None` left as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceUpdate {
+    pub memory: Option<i64>,
+    /// -1: unlimited swap.
+    pub memory_swap: Option<i64>,
+    /// 0: no CPU quota.
+    pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    /// 0 or -1: no limit.
+    pub pids_limit: Option<i64>,
+}
+
+/// The smallest `--memory` Docker accepts: below it a container cannot even start.
+const MIN_MEMORY: i64 = 6 << 20;
+
+impl Resources {
+    /// The limits' own rules, as Docker has them.
+    fn check(&self) -> Result<()> {
+        if self.shm_size.is_some_and(|s| s <= 0) {
+            return Err(Error::Invalid("--shm-size must be more than 0".into()));
+        }
+        if let (Some(m), Some(swap)) = (self.memory, self.memory_swap) {
+            if swap != -1 && swap < m {
+                return Err(Error::Invalid(
+                    "--memory-swap must be at least --memory (it counts both), or -1 for unlimited swap".into(),
+                ));
+            }
+        }
+        if self.memory.is_some_and(|m| m < MIN_MEMORY) {
+            return Err(Error::Invalid(
+                "--memory must be at least 6MB, as in Docker".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// These resources with `u`'s changes, refused as `docker update` refuses them.
+    pub fn updated(&self, u: &ResourceUpdate) -> Result<Resources> {
+        let mut r = self.clone();
+        if u.memory_swap.is_some() && u.memory.or(r.memory).is_none() {
+            return Err(Error::Invalid(
+                "a swap limit needs a memory limit: give --memory with --memory-swap".into(),
+            ));
+        }
+        if let Some(m) = u.memory {
+            r.memory = Some(m);
+        }
+        if let Some(s) = u.memory_swap {
+            r.memory_swap = Some(s);
+        }
+        if let Some(n) = u.nano_cpus {
+            r.nano_cpus = (n > 0).then_some(n);
+        }
+        if let Some(shares) = u.cpu_shares {
+            r.cpu_shares = (shares > 0).then_some(shares);
+        }
+        if let Some(set) = &u.cpuset_cpus {
+            r.cpuset_cpus = (!set.is_empty()).then(|| set.clone());
+        }
+        if let Some(p) = u.pids_limit {
+            r.pids_limit = (p > 0).then_some(p);
+        }
+        r.check()?;
+        Ok(r)
+    }
+}
+
+/// What to write to a running container's cgroup for `u`, given its limits after the update:
+/// only the changed groups, and a removed limit as "unlimited" (leaving it out would keep the
+/// old one).
+pub fn update_resources(after: &Resources, u: &ResourceUpdate) -> Result<LinuxResources> {
+    let full = resources(LinuxResources::default(), after)?;
+    let bad = |e: oci_spec::OciSpecError| Error::Invalid(format!("resources: {e}"));
+    let mut res = LinuxResources::default();
+    if u.memory.is_some() || u.memory_swap.is_some() {
+        res.set_memory(*full.memory());
+    }
+    if u.nano_cpus.is_some() || u.cpu_shares.is_some() || u.cpuset_cpus.is_some() {
+        let mut cpu = full.cpu().clone().unwrap_or_default();
+        if u.nano_cpus.is_some() && after.nano_cpus.is_none() {
+            // The kernel's "no quota".
+            cpu.set_quota(Some(-1));
+            cpu.set_period(Some(CPU_PERIOD));
+        }
+        res.set_cpu(Some(cpu));
+    }
+    if u.pids_limit.is_some() {
+        let limit = after.pids_limit.unwrap_or(-1);
+        res.set_pids(Some(
+            LinuxPidsBuilder::default()
+                .limit(limit)
+                .build()
+                .map_err(bad)?,
+        ));
+    }
+    Ok(res)
+}
+
 /// `--ulimit nofile=1024:2048`: a resource limit by its Docker name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ulimit {
@@ -159,22 +259,7 @@ pub fn check(s: &Security, r: &Resources) -> Result<()> {
     for d in &s.devices {
         device_node(d)?;
     }
-    if r.shm_size.is_some_and(|s| s <= 0) {
-        return Err(Error::Invalid("--shm-size must be more than 0".into()));
-    }
-    if let (Some(m), Some(swap)) = (r.memory, r.memory_swap) {
-        if swap != -1 && swap < m {
-            return Err(Error::Invalid(
-                "--memory-swap must be at least --memory (it counts both), or -1 for unlimited swap".into(),
-            ));
-        }
-    }
-    if r.memory.is_some_and(|m| m < 6 * 1024 * 1024) {
-        return Err(Error::Invalid(
-            "--memory must be at least 6MB, as in Docker".into(),
-        ));
-    }
-    Ok(())
+    r.check()
 }
 
 /// Applies the user (resolved in the container's root filesystem), the capabilities, the
@@ -371,6 +456,62 @@ fn resources(base: LinuxResources, r: &Resources) -> Result<LinuxResources> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_update_changes_only_what_it_names_and_removes_limits_explicitly() {
+        let before = Resources {
+            memory: Some(64 << 20),
+            nano_cpus: Some(500_000_000),
+            pids_limit: Some(20),
+            ..Default::default()
+        };
+        let u = ResourceUpdate {
+            nano_cpus: Some(0),
+            pids_limit: Some(-1),
+            ..Default::default()
+        };
+        let after = before.updated(&u).unwrap();
+        assert_eq!(after.memory, Some(64 << 20));
+        assert_eq!((after.nano_cpus, after.pids_limit), (None, None));
+        let res = update_resources(&after, &u).unwrap();
+        assert!(res.memory().is_none(), "memory was not named");
+        assert_eq!(res.cpu().as_ref().unwrap().quota(), Some(-1));
+        assert_eq!(res.pids().as_ref().unwrap().limit(), -1);
+
+        let raise = ResourceUpdate {
+            memory: Some(128 << 20),
+            ..Default::default()
+        };
+        let res = update_resources(&before.updated(&raise).unwrap(), &raise).unwrap();
+        let memory = res.memory().as_ref().unwrap();
+        assert_eq!(memory.limit(), Some(128 << 20));
+        assert_eq!(memory.swap(), Some(256 << 20), "swap follows, as at create");
+    }
+
+    #[test]
+    fn an_update_is_refused_as_docker_refuses_it() {
+        let none = Resources::default();
+        let swap_alone = ResourceUpdate {
+            memory_swap: Some(64 << 20),
+            ..Default::default()
+        };
+        assert!(none.updated(&swap_alone).is_err());
+        let tiny = ResourceUpdate {
+            memory: Some(1024),
+            ..Default::default()
+        };
+        assert!(none.updated(&tiny).is_err());
+        let limited = Resources {
+            memory: Some(64 << 20),
+            memory_swap: Some(64 << 20),
+            ..Default::default()
+        };
+        let above_swap = ResourceUpdate {
+            memory: Some(128 << 20),
+            ..Default::default()
+        };
+        assert!(limited.updated(&above_swap).is_err());
+    }
 
     #[test]
     fn capabilities_start_from_dockers_set() {

@@ -121,6 +121,40 @@ impl Oci {
         self.run("resume", [id]).map(drop)
     }
 
+    /// `update` with runc's flags (every OCI runtime with runc's command line has them).
+    pub fn update(&self, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        let mut args: Vec<String> = Vec::new();
+        let mut flag = |name: &str, value: String| args.extend([format!("--{name}"), value]);
+        if let Some(m) = r.memory() {
+            if let Some(l) = m.limit() {
+                flag("memory", l.to_string());
+            }
+            if let Some(s) = m.swap() {
+                flag("memory-swap", s.to_string());
+            }
+        }
+        if let Some(c) = r.cpu() {
+            if let Some(q) = c.quota() {
+                flag("cpu-quota", q.to_string());
+            }
+            if let Some(p) = c.period() {
+                flag("cpu-period", p.to_string());
+            }
+            if let Some(s) = c.shares() {
+                flag("cpu-share", s.to_string());
+            }
+            if let Some(set) = c.cpus() {
+                flag("cpuset-cpus", set.clone());
+            }
+        }
+        if let Some(p) = r.pids() {
+            flag("pids-limit", p.limit().to_string());
+        }
+        args.push(id.to_string());
+        self.run("update", args.iter().map(String::as_str))
+            .map(drop)
+    }
+
     /// `ps --format json`: the host pids of the container's processes.
     pub fn ps(&self, id: &str) -> Result<Vec<i32>> {
         let out = self.run("ps", ["--format", "json", id])?;

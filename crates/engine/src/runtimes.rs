@@ -190,6 +190,14 @@ impl Driver {
         }
     }
 
+    /// Writes new limits into a running container's cgroup.
+    pub fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        match self {
+            Driver::BuiltIn(r) => Ok(r.update(id, resources)?),
+            Driver::External(o) => o.update(id, resources),
+        }
+    }
+
     /// The host pids of the container's processes.
     pub fn ps(&self, id: &str) -> Result<Vec<i32>> {
         match self {

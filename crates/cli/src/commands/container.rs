@@ -7,7 +7,7 @@ use http_body_util::BodyExt;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::create::{create_body, ContainerOpts};
+use super::create::{create_body, restart_policy, set_resources, ContainerOpts, ResourceFlags};
 use super::{each, filters_json, Exit};
 use crate::client::{next_chunk, query, Body, Client, DaemonError, JsonLines};
 use crate::format::{self, ago, print_rows, short_id, Format};
@@ -323,6 +323,46 @@ pub async fn rm(client: &Client, a: RmArgs) -> Result<()> {
 pub async fn simple(client: &Client, verb: &str, containers: &[String]) -> Result<()> {
     each(containers, true, |c| async move {
         client.post(&format!("/containers/{c}/{verb}")).await
+    })
+    .await
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub resources: ResourceFlags,
+    /// Restart policy to apply when a container exits
+    #[arg(long)]
+    pub restart: Option<String>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `update`: new limits for running or stopped containers.
+pub async fn update(client: &Client, a: UpdateArgs) -> Result<()> {
+    let mut body = json!({});
+    set_resources(&mut body, &a.resources)?;
+    if let Some(policy) = a.restart.as_deref() {
+        let mut p = restart_policy(Some(policy))?;
+        // In an update an empty name means "unchanged": "no" is said as such.
+        if p["Name"] == "" {
+            p["Name"] = json!("no");
+        }
+        body["RestartPolicy"] = p;
+    }
+    if body.as_object().is_some_and(|o| o.is_empty()) {
+        return Err(anyhow!(
+            "nothing to update: give --memory, --memory-swap, --cpus, --cpu-shares, \
+             --cpuset-cpus, --pids-limit or --restart"
+        ));
+    }
+    let body = &body;
+    each(&a.containers, true, |c| async move {
+        let path = format!("/containers/{c}/update");
+        client
+            .send(Method::POST, &path, Body::Json(body.clone()))
+            .await
+            .map(drop)
     })
     .await
 }

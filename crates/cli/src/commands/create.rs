@@ -7,6 +7,29 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Map, Value};
 
+/// The resource limits `run`, `create` and `update` take.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ResourceFlags {
+    /// Memory limit (e.g. 64m, 1g)
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long)]
+    pub cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+}
+
 /// The flags `run` and `create` share.
 #[derive(Args, Debug, Default, Clone)]
 pub struct ContainerOpts {
@@ -58,21 +81,8 @@ pub struct ContainerOpts {
     /// Set meta data on a container
     #[arg(short, long)]
     pub label: Vec<String>,
-    /// Memory limit (e.g. 64m, 1g)
-    #[arg(short, long)]
-    pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
-    #[arg(long, allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Number of CPUs
-    #[arg(long)]
-    pub cpus: Option<String>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long)]
-    pub cpu_shares: Option<i64>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long)]
-    pub cpuset_cpus: Option<String>,
+    #[command(flatten)]
+    pub resources: ResourceFlags,
     /// Ulimit options (e.g. nofile=1024:2048)
     #[arg(long)]
     pub ulimit: Vec<String>,
@@ -91,9 +101,6 @@ pub struct ContainerOpts {
     /// Security options (no-new-privileges, seccomp=unconfined|PROFILE.json)
     #[arg(long)]
     pub security_opt: Vec<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long, allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
     /// Restart policy (no, always, unless-stopped, on-failure[:max-retries])
     #[arg(long)]
     pub restart: Option<String>,
@@ -196,40 +203,7 @@ fn host_config(
     set(&mut hc, "Init", o.init.then_some(json!(true)));
     set(&mut hc, "Runtime", o.runtime.as_ref().map(|r| json!(r)));
     set(&mut hc, "UsernsMode", o.userns.as_ref().map(|u| json!(u)));
-    set(
-        &mut hc,
-        "Memory",
-        o.memory
-            .as_deref()
-            .map(ram_bytes)
-            .transpose()?
-            .map(|m| json!(m)),
-    );
-    set(
-        &mut hc,
-        "NanoCpus",
-        o.cpus
-            .as_deref()
-            .map(nano_cpus)
-            .transpose()?
-            .map(|n| json!(n)),
-    );
-    set(&mut hc, "PidsLimit", o.pids_limit.map(|p| json!(p)));
-    set(
-        &mut hc,
-        "MemorySwap",
-        o.memory_swap
-            .as_deref()
-            .map(|s| if s == "-1" { Ok(-1) } else { ram_bytes(s) })
-            .transpose()?
-            .map(|m| json!(m)),
-    );
-    set(&mut hc, "CpuShares", o.cpu_shares.map(|c| json!(c)));
-    set(
-        &mut hc,
-        "CpusetCpus",
-        o.cpuset_cpus.as_ref().map(|c| json!(c)),
-    );
+    set_resources(&mut hc, &o.resources)?;
     set(
         &mut hc,
         "ShmSize",
@@ -302,6 +276,23 @@ fn security_opt(opt: &str) -> Result<String> {
         }
         _ => Ok(opt.to_string()),
     }
+}
+
+/// The given resource flags as HostConfig's (or an update body's) fields.
+pub fn set_resources(hc: &mut Value, r: &ResourceFlags) -> Result<()> {
+    let bytes = |s: &Option<String>| s.as_deref().map(ram_bytes).transpose();
+    set(hc, "Memory", bytes(&r.memory)?.map(|m| json!(m)));
+    let swap = match r.memory_swap.as_deref() {
+        Some("-1") => Some(-1),
+        _ => bytes(&r.memory_swap)?,
+    };
+    set(hc, "MemorySwap", swap.map(|m| json!(m)));
+    let cpus = r.cpus.as_deref().map(nano_cpus).transpose()?;
+    set(hc, "NanoCpus", cpus.map(|n| json!(n)));
+    set(hc, "CpuShares", r.cpu_shares.map(|c| json!(c)));
+    set(hc, "CpusetCpus", r.cpuset_cpus.as_ref().map(|c| json!(c)));
+    set(hc, "PidsLimit", r.pids_limit.map(|p| json!(p)));
+    Ok(())
 }
 
 fn set(obj: &mut Value, key: &str, v: Option<Value>) {
@@ -499,8 +490,11 @@ mod tests {
         let o = ContainerOpts {
             publish: vec!["8080:80".into()],
             volume: vec!["/a:/b:ro".into()],
-            memory: Some("64m".into()),
-            cpus: Some("1.5".into()),
+            resources: ResourceFlags {
+                memory: Some("64m".into()),
+                cpus: Some("1.5".into()),
+                ..Default::default()
+            },
             env: vec!["A=1".into()],
             ..opts()
         };
@@ -553,7 +547,10 @@ mod tests {
             entrypoint: Some("/bin/sh".into()),
             label: vec!["a=b".into(), "c".into()],
             restart: Some("on-failure:3".into()),
-            pids_limit: Some(-1),
+            resources: ResourceFlags {
+                pids_limit: Some(-1),
+                ..Default::default()
+            },
             cap_add: vec!["NET_ADMIN".into()],
             init: true,
             runtime: Some("runc".into()),
