@@ -353,15 +353,26 @@ struct LogsQuery {
     tail: Option<String>,
 }
 
-/// Docker's `since`/`until`: seconds since the epoch, with an optional fraction.
+/// Docker's `since`/`until`: seconds since the epoch, with an optional fraction of up to
+/// nine digits. Read as integers, not as a float: a float holds only about 16 digits, and a
+/// log line's own timestamp given back as `since` must select that very line.
 fn unix_time(v: &Option<String>) -> ApiResult<Option<OffsetDateTime>> {
     let Some(v) = v.as_deref().filter(|v| !v.is_empty() && *v != "0") else {
         return Ok(None);
     };
-    let secs: f64 = v.parse().map_err(|_| {
-        ApiError::bad_request(format!("invalid time {v:?}: give seconds since the epoch"))
-    })?;
-    OffsetDateTime::from_unix_timestamp_nanos((secs * 1e9) as i128)
+    let bad = || {
+        ApiError::bad_request(format!(
+            "invalid time {v:?}: give seconds since the epoch, with at most nine decimals"
+        ))
+    };
+    let (secs, fraction) = v.split_once('.').unwrap_or((v, ""));
+    let secs: i128 = secs.parse().map_err(|_| bad())?;
+    if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let nanos: i128 = format!("{fraction:0<9}").parse().map_err(|_| bad())?;
+    let sign = if v.starts_with('-') { -1 } else { 1 };
+    OffsetDateTime::from_unix_timestamp_nanos(secs * 1_000_000_000 + sign * nanos)
         .map(Some)
         .map_err(|_| ApiError::bad_request(format!("time {v:?} is out of range")))
 }
@@ -704,4 +715,28 @@ async fn stats(
     let (tx, response) = streams::json_lines();
     tokio::spawn(usage::stream(state.engine.clone(), c, tx));
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_times_keep_every_nanosecond() {
+        let t = |v: &str| unix_time(&Some(v.to_string()));
+        let exact = t("1764288000.123456789").unwrap().unwrap();
+        assert_eq!(exact.unix_timestamp_nanos(), 1_764_288_000_123_456_789);
+        assert_eq!(
+            t("1764288000.5").unwrap().unwrap().nanosecond(),
+            500_000_000
+        );
+        assert_eq!(
+            t("1764288000").unwrap().unwrap().unix_timestamp(),
+            1_764_288_000
+        );
+        assert!(t("0").unwrap().is_none());
+        for bad in ["abc", "1.2.3", "1.1234567890", "1.-5"] {
+            assert!(t(bad).is_err(), "{bad}");
+        }
+    }
 }

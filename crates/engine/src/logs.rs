@@ -433,7 +433,8 @@ fn wanted(e: &Entry, q: &Query) -> bool {
         Stream::Stdout => q.stdout,
         Stream::Stderr => q.stderr,
     };
-    stream && q.since.is_none_or(|s| e.time >= s) && q.until.is_none_or(|u| e.time < u)
+    // Both bounds are inclusive, as in Docker (a line at exactly `until` is shown).
+    stream && q.since.is_none_or(|s| e.time >= s) && q.until.is_none_or(|u| e.time <= u)
 }
 
 #[cfg(test)]
@@ -571,6 +572,12 @@ mod tests {
         let q = Query {
             since: Some(at("2026-01-02T00:00:00Z")),
             until: Some(at("2026-01-03T00:00:00Z")),
+            ..Query::default()
+        };
+        assert_eq!(texts(&read(&path, &q).unwrap()), ["b", "c"]);
+        let q = Query {
+            since: Some(at("2026-01-01T00:00:01Z")),
+            until: Some(at("2026-01-02T23:59:59Z")),
             ..Query::default()
         };
         assert_eq!(texts(&read(&path, &q).unwrap()), ["b"]);
