@@ -626,20 +626,26 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<R>) -> io::Result<Meta> {
 /// Copies an entry's contents into `file` in writes of up to `buf.len()` bytes.
 fn copy_through(from: &mut impl Read, file: &mut File, buf: &mut [u8]) -> io::Result<()> {
     loop {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match from.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let filled = read_up_to(from, buf)?;
         if filled == 0 {
             return Ok(());
         }
         file.write_all(&buf[..filled])?;
     }
+}
+
+/// Fills `buf` from `reader` as far as it goes (short only at the end); returns how much.
+pub fn read_up_to<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 fn apply_owner_mode(file: &File, meta: &Meta) -> nix::Result<()> {

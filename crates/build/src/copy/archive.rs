@@ -19,6 +19,7 @@ use nix::unistd::{linkat, symlinkat};
 
 use super::in_root::{self, create_file, ensure_dir, mkdir_all, remove_existing};
 use crate::error::{io_err, Error, Result};
+use berth_image::unpack::read_up_to;
 use berth_image::IdMap;
 
 const BLOCK: usize = 512;
@@ -75,19 +76,6 @@ fn decoder(file: File, kind: Kind) -> io::Result<Box<dyn Read>> {
         ))),
         Kind::Zstd => Box::new(zstd::Decoder::new(file)?),
     })
-}
-
-fn read_up_to(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// Whether `block` is a tar header: its checksum field matches its bytes (which also
