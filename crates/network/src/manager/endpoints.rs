@@ -195,7 +195,6 @@ impl Manager {
         Ok(())
     }
 
-    /// Kernel objects first, then the record (and with it the address and ports).
     /// Removes an endpoint of a sandbox whose namespace goes next: the interface inside goes
     /// with the namespace, so only a CNI plugin is asked to undo its work here. Returns the
     /// veth host end that `unlink_later` makes sure of, if the endpoint has one.
@@ -213,6 +212,7 @@ impl Manager {
         Ok(ep.host_ifname.clone())
     }
 
+    /// Kernel objects first, then the record (and with it the address and ports).
     pub(super) async fn remove_endpoint(
         &self,
         ep: &Endpoint,

@@ -266,6 +266,9 @@ impl Manager {
     /// daemon killed first leaves them to `reconcile`, which deletes berth's unowned links.
     fn unlink_later(&self, names: Vec<String>) {
         let mut unlinking = self.unlinking.lock().unwrap_or_else(|p| p.into_inner());
+        // Finished ones are dropped here, so a daemon that never removes a network does not
+        // keep one entry per container it ever ran.
+        while unlinking.try_join_next().is_some() {}
         for name in names {
             let nl = self.host.nl.clone();
             unlinking.spawn(async move {
