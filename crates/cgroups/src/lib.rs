@@ -83,6 +83,35 @@ pub fn detect() -> Result<Layout> {
     }
 }
 
+/// Readies the kernel for a cgroup migration that is about to come (a container's init put
+/// in its cgroup). The first migration after a quiet spell waits for an RCU grace period
+/// before it moves anything: the kernel's cgroup_threadgroup_rwsem switches its readers
+/// (every fork and exit) to a slow path first, and drifts back one grace period after the
+/// last writer. Moving this process into the cgroup it is already in takes that wait now, on
+/// the calling thread, while the caller's other threads get on with the start. Best effort:
+/// a failure only means no time is saved.
+pub fn prime_migration() {
+    let Ok(proc_cgroup) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return;
+    };
+    let Some(m) = mounted().ok().and_then(|m| m.into_iter().next()) else {
+        return;
+    };
+    let Ok(own) = layout::own_path(&proc_cgroup, &m) else {
+        return;
+    };
+    let procs = m
+        .mount_point
+        .join(own.strip_prefix("/").unwrap_or(&own))
+        .join("cgroup.procs");
+    if let Err(e) = std::fs::write(&procs, std::process::id().to_string()) {
+        tracing::debug!(
+            "priming a cgroup migration through {}: {e}",
+            procs.display()
+        );
+    }
+}
+
 fn mounted() -> Result<Vec<layout::Mounted>> {
     let text = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| Error::Layout(format!("/proc/self/mountinfo: {e}")))?;

@@ -639,6 +639,9 @@ impl Engine {
                 c.name
             )));
         }
+        // The init's cgroup migration comes in ~10 ms; the kernel's first one after a quiet
+        // spell waits a grace period, which this takes meanwhile (see prime_migration).
+        tokio::task::spawn_blocking(berth_cgroups::prime_migration);
         // Resolved now and recorded with its state: what runs it until it ends.
         let external = self.external_runtime(&c.config.runtime)?;
         let mut shim_spec = self.shim_spec(&c);
