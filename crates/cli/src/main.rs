@@ -163,7 +163,8 @@ pub(crate) enum Cmd {
 
 fn main() {
     berth_runtime::name_service::use_builtin_sources();
-    default_sigpipe();
+    // The daemon keeps SIGPIPE ignored (as Rust starts every program): a client or a shim
+    // that goes away mid-write must cost it an EPIPE, never its life.
     // The daemon has flags of its own (its -H is where it listens), parsed before the
     // client's, whose global -H would take them.
     let argv: Vec<String> = std::env::args().collect();
@@ -176,6 +177,7 @@ fn main() {
         run_daemon(args);
         return;
     }
+    default_sigpipe();
     let is_run = matches!(
         cli.cmd,
         Cmd::Run(_)
@@ -200,7 +202,7 @@ fn main() {
 /// Dies of SIGPIPE when the reader of our output goes away (`berth ps | head`), as command
 /// line tools do, instead of failing the next print.
 fn default_sigpipe() {
-    // SAFETY: called first in main, before any other thread exists; SIG_DFL is a valid
+    // SAFETY: called in main before any other thread exists; SIG_DFL is a valid
     // disposition and no Rust handler is replaced.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);

@@ -26,6 +26,13 @@ impl Daemon {
         format!("unix://{}", self.socket.display())
     }
 
+    /// The daemon's pid, as the shell that became it wrote it.
+    fn pid(&self) -> String {
+        let path = self.dir.as_ref().expect("dir").path().join("d.pid");
+        let pid = std::fs::read_to_string(path).expect("d.pid");
+        pid.trim().to_string()
+    }
+
     /// berth's HOME in the tests: its own, for the credentials of `login`.
     fn home(&self) -> PathBuf {
         self.dir.as_ref().expect("dir").path().join("home")
@@ -779,6 +786,14 @@ fn registry_flows(d: &Daemon) {
 }
 
 fn run_flows(d: &Daemon) {
+    // The daemon ignores SIGPIPE: a write to a pipe or socket whose reader left (a shim that
+    // exited early, a client gone) fails with EPIPE instead of killing it.
+    let ignored = u64::from_str_radix(&status_field(&d.pid(), "SigIgn"), 16).unwrap();
+    assert_ne!(
+        ignored & (1 << (libc::SIGPIPE - 1)),
+        0,
+        "SigIgn {ignored:x}"
+    );
     assert_eq!(d.ok(&["run", "--rm", "bb:test", "echo", "hi"]), "hi\n");
     let out = d.berth(&[
         "run",
