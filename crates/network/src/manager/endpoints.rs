@@ -201,10 +201,10 @@ impl Manager {
     pub(super) async fn drop_endpoint(
         &self,
         ep: &Endpoint,
+        net: Option<&Network>,
         sandbox: &Sandbox,
     ) -> Result<Option<String>> {
-        let net = self.store().network(&ep.network_id)?;
-        if let Some(Driver::Cni { .. }) = net.as_ref().map(|n| &n.driver) {
+        if let Some(Driver::Cni { .. }) = net.map(|n| &n.driver) {
             self.remove_endpoint(ep, Some(sandbox)).await?;
             return Ok(None);
         }
