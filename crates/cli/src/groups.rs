@@ -38,6 +38,8 @@ pub enum ContainerCmd {
     Inspect(system::InspectArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(ctr::StatsArgs),
+    /// Update configuration of one or more containers
+    Update(ctr::UpdateArgs),
     /// Remove all stopped containers
     Prune {
         /// Do not prompt for confirmation
@@ -115,6 +117,7 @@ impl ContainerCmd {
             ContainerCmd::Attach(a) => Cmd::Attach(a),
             ContainerCmd::Inspect(a) => Cmd::Inspect(typed(a, "container")),
             ContainerCmd::Stats(a) => Cmd::Stats(a),
+            ContainerCmd::Update(a) => Cmd::Update(a),
             ContainerCmd::Prune { force, filter } => {
                 return Resolved::PruneContainers { force, filter }
             }

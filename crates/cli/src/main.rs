@@ -343,5 +343,26 @@ mod tests {
             Cmd::Container(groups::ContainerCmd::Ls(_))
         ));
         assert!(Cli::try_parse_from(["berth", "image", "rm", "x"]).is_ok());
+        let cli = Cli::try_parse_from([
+            "berth",
+            "update",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "-1",
+            "c1",
+        ])
+        .unwrap();
+        let Cmd::Update(u) = cli.cmd else {
+            panic!("not update")
+        };
+        assert_eq!(u.resources.memory.as_deref(), Some("64m"));
+        assert_eq!(u.resources.pids_limit, Some(-1));
+        assert_eq!(u.containers, ["c1"]);
+        let cli = Cli::try_parse_from(["berth", "container", "update", "--cpus", "1", "c1"]);
+        assert!(matches!(
+            cli.unwrap().cmd,
+            Cmd::Container(groups::ContainerCmd::Update(_))
+        ));
     }
 }

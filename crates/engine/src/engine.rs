@@ -1137,7 +1137,8 @@ impl Engine {
         if let Some(policy) = &restart {
             if c.config.auto_remove && *policy != RestartPolicy::No {
                 return Err(Error::Invalid(format!(
-                    "container {} is removed when it exits (--rm): it cannot have a restart policy",
+                    "container {} is removed when it exits (--rm), so it cannot restart: \
+                     recreate it without --rm to give it a restart policy",
                     c.name
                 )));
             }
