@@ -735,6 +735,27 @@ fn limits_bite(d: &Daemon) {
     }
     let out = d.berth(&["run", "--rm", "bb:test", "sh", "-c", mount]);
     assert!(!out.status.success(), "mounted without CAP_SYS_ADMIN");
+    // The default profile allows personality(2) for the 32-bit Linux personality only by
+    // its argument: the rule with conditions must let it through.
+    assert_eq!(
+        d.ok(&["run", "--rm", "bb:test", "linux32", "uname", "-m"]),
+        "i686\n"
+    );
+
+    // A profile in Docker's format naming syscalls newer than this libseccomp (podman's,
+    // installed with it) loads: such names are skipped, as runc skips them.
+    let podman_profile = "seccomp=/usr/share/containers/seccomp.json";
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        podman_profile,
+        "bb:test",
+        "sh",
+        "-c",
+        "grep Seccomp: /proc/self/status",
+    ]);
+    assert_eq!(out, "Seccomp:\t2\n");
 
     // Bad input: one line, nothing created.
     for (flag, value, says) in [

@@ -74,19 +74,6 @@ fn a_missing_rootfs_is_refused() {
 }
 
 #[test]
-fn an_unknown_seccomp_syscall_is_refused() {
-    let h = Harness::new();
-    let b = h.bundle("b", &["true"]);
-    h.edit(&b, |v| {
-        v["linux"]["seccomp"] = json!({
-            "defaultAction": "SCMP_ACT_ALLOW",
-            "syscalls": [{"names": ["no_such_syscall"], "action": "SCMP_ACT_ERRNO"}]
-        })
-    });
-    refused(&h, &b, &cid("seccomp"), "no_such_syscall");
-}
-
-#[test]
 fn a_missing_program_is_refused_at_create() {
     let h = Harness::new();
     let b = h.bundle("b", &["/no/such/program"]);

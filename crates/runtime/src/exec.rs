@@ -66,7 +66,7 @@ impl Runtime {
         }
         let linux = record.spec.linux().as_ref();
         let filter = match linux.and_then(|l| l.seccomp().as_ref()) {
-            Some(s) => Some(seccomp::compile(s)?),
+            Some(s) => Some(seccomp::compile_cached(s, &self.root().seccomp_cache())?),
             None => None,
         };
         let pid = record.pid;

@@ -74,7 +74,7 @@ pub fn load_spec(bundle: &Path) -> Result<Spec> {
     })
 }
 
-fn check(opts: &CreateOptions, mode: Mode) -> Result<Checked> {
+fn check(root: &Root, opts: &CreateOptions, mode: Mode) -> Result<Checked> {
     let bundle = std::fs::canonicalize(&opts.bundle).map_err(|source| Error::Path {
         context: "bundle",
         path: opts.bundle.clone(),
@@ -108,7 +108,7 @@ fn check(opts: &CreateOptions, mode: Mode) -> Result<Checked> {
         ));
     }
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(seccomp::compile(s)?),
+        Some(s) => Some(seccomp::compile_cached(s, &root.seccomp_cache())?),
         None => None,
     };
     let joins = plan
@@ -295,7 +295,7 @@ impl Drop for Undo<'_> {
 
 pub fn launch(root: &Root, id: &str, opts: &CreateOptions, mode: Mode) -> Result<Launched> {
     state::validate_id(id)?;
-    let checked = check(opts, mode)?;
+    let checked = check(root, opts, mode)?;
     // A container in our own pid namespace could see this process: then it too must run
     // from the read-only copy (this re-executes the command). Otherwise only the init,
     // which enters the container, needs it, and it re-executes itself after the clone.

@@ -80,6 +80,12 @@ impl Root {
         self.path.join(id)
     }
 
+    /// Where compiled seccomp filters are kept; '@' is not allowed in an id, so no container
+    /// can be given this directory's name.
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.path.join("seccomp@cache")
+    }
+
     /// Claims the id: makes the container's directory, failing if it exists.
     pub fn claim(&self, id: &str) -> Result<PathBuf> {
         validate_id(id)?;
@@ -160,6 +166,7 @@ impl Root {
             .filter_map(|e| e.ok())
             .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
             .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| validate_id(name).is_ok())
             .collect();
         ids.sort();
         Ok(ids)
