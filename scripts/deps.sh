@@ -21,7 +21,7 @@ packages=(
   skopeo umoci        # peers that read and write berth's image archives in tests
   debootstrap curl    # the image benchmark's Debian root filesystem, registry readiness
   openssl             # certificates for the TLS-over-TCP test of berth daemon
-  containernetworking-plugins  # CNI plugins (bridge, host-local, portmap, firewall) for custom networks
+  systemd dbus        # the machine-container test boots this systemd (the host's /usr) as PID 1
   python3
   python3-docker      # docker-py, a client in the client compatibility tests
 )

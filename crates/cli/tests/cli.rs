@@ -311,6 +311,7 @@ fn against_a_daemon() {
     restart_policies_and_log_rotation(&d);
     image_config_from_import(&d);
     init_reaps_and_forwards(&d);
+    machine_container(&d);
     registry_flows(&d);
 }
 
@@ -580,6 +581,86 @@ fn init_reaps_and_forwards(d: &Daemon) {
         "true\n"
     );
     d.ok(&["rm", "zz"]);
+}
+
+/// An image that boots the host's systemd: its own /etc and the merged-/usr links, with the
+/// host's /usr bound in at run time (no systemd image can be pulled here). `/sbin` is a
+/// directory whose `init` links to systemd, as Debian's systemd-sysv makes it.
+fn import_systemd_image(d: &Daemon, image: &str) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path().join("rootfs");
+    for dir in [
+        "etc", "usr", "sbin", "var/log", "run", "tmp", "proc", "sys", "dev", "root",
+    ] {
+        std::fs::create_dir_all(root.join(dir)).expect("mkdir");
+    }
+    for link in ["bin", "lib", "lib64"] {
+        std::os::unix::fs::symlink(format!("usr/{link}"), root.join(link)).expect("symlink");
+    }
+    std::os::unix::fs::symlink("/lib/systemd/systemd", root.join("sbin/init")).expect("init");
+    std::fs::copy("/usr/lib/os-release", root.join("etc/os-release")).expect("os-release");
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
+    std::fs::write(root.join("etc/group"), "root:x:0:\n").expect("group");
+    std::fs::write(root.join("etc/machine-id"), "").expect("machine-id");
+    let tar = work.path().join("rootfs.tar");
+    let tarred = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(tarred.success(), "tar failed");
+    d.ok(&["import", tar.to_str().expect("utf-8 path"), image]);
+}
+
+/// A machine container: systemd as PID 1 boots to "running" with no failed unit, puts its
+/// services in cgroups of its own, and halts cleanly on `stop` (SIGRTMIN+3: SIGTERM would
+/// make it re-execute itself, and the stop would end in SIGKILL, 137).
+fn machine_container(d: &Daemon) {
+    import_systemd_image(d, "machine:test");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "machine",
+        "-v",
+        "/usr:/usr:ro",
+        "machine:test",
+        "/sbin/init",
+    ]);
+    let mut state = String::new();
+    let booted = eventually(Duration::from_secs(90), || {
+        let out = d.berth(&["exec", "machine", "systemctl", "is-system-running"]);
+        state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        !matches!(state.as_str(), "" | "initializing" | "starting")
+    });
+    let failed = d.berth(&["exec", "machine", "systemctl", "--failed", "--no-legend"]);
+    assert!(
+        booted && state == "running",
+        "systemd is {state:?}; failed units: {}",
+        String::from_utf8_lossy(&failed.stdout)
+    );
+    let cgroup = d.ok(&["exec", "machine", "cat", "/proc/1/cgroup"]);
+    assert!(cgroup.contains("name=systemd:/init.scope"), "{cgroup}");
+    let services = d.ok(&[
+        "exec",
+        "machine",
+        "ls",
+        "/sys/fs/cgroup/systemd/system.slice",
+    ]);
+    assert!(services.contains("systemd-journald.service"), "{services}");
+    // The controllers berth limits stay read-only.
+    let out = d.berth(&["exec", "machine", "mkdir", "/sys/fs/cgroup/memory/escape"]);
+    assert!(!out.status.success(), "the memory hierarchy is writable");
+    d.ok(&["stop", "-t", "60", "machine"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "machine"]),
+        "0\n"
+    );
+    d.ok(&["rm", "machine"]);
+    d.ok(&["rmi", "machine:test"]);
 }
 
 /// Resource limits land in the container's cgroups and process; seccomp and

@@ -196,6 +196,9 @@ pub struct State {
     /// one), so that a change of the daemon's runtimes does not strand it.
     #[serde(default)]
     pub runtime: Option<crate::oci::Oci>,
+    /// Its last start booted systemd (see `machine`): stopped with systemd's own signal.
+    #[serde(default)]
+    pub machine: bool,
 }
 
 impl State {
@@ -211,6 +214,7 @@ impl State {
             stopped_by_user: false,
             paused: false,
             runtime: None,
+            machine: false,
         }
     }
 }
@@ -238,6 +242,16 @@ impl Container {
             .clone()
             .unwrap_or_else(|| self.short_id().to_string())
     }
+
+    /// What `stop` sends first: the configured signal, systemd's halt for a machine
+    /// container, or SIGTERM.
+    pub fn stop_signal(&self) -> &str {
+        match &self.config.stop_signal {
+            Some(s) => s,
+            None if self.state.machine => crate::machine::STOP_SIGNAL,
+            None => "SIGTERM",
+        }
+    }
 }
 
 /// Docker's name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
@@ -253,24 +267,9 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// A signal by Docker's spellings: `SIGTERM`, `TERM`, `term` or `15`.
-pub fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal> {
-    use std::str::FromStr;
-    let bad = || {
-        Error::Invalid(format!(
-            "invalid signal {s:?}: give a name such as SIGTERM or KILL, or a number"
-        ))
-    };
-    if let Ok(n) = s.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n).map_err(|_| bad());
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    nix::sys::signal::Signal::from_str(&name).map_err(|_| bad())
+/// A signal by Docker's spellings: `SIGTERM`, `TERM`, `term`, `15` or `SIGRTMIN+3`.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    Ok(berth_runtime::signal::parse(s)?)
 }
 
 /// Where the container's network namespace comes from.
@@ -482,10 +481,10 @@ mod tests {
 
     #[test]
     fn signals_and_restart_policies_parse_as_docker_spells_them() {
-        use nix::sys::signal::Signal;
-        assert_eq!(parse_signal("SIGTERM").unwrap(), Signal::SIGTERM);
-        assert_eq!(parse_signal("kill").unwrap(), Signal::SIGKILL);
-        assert_eq!(parse_signal("1").unwrap(), Signal::SIGHUP);
+        assert_eq!(parse_signal("SIGTERM").unwrap(), libc::SIGTERM);
+        assert_eq!(parse_signal("kill").unwrap(), libc::SIGKILL);
+        assert_eq!(parse_signal("1").unwrap(), libc::SIGHUP);
+        assert_eq!(parse_signal("SIGRTMIN+3").unwrap(), libc::SIGRTMIN() + 3);
         assert!(parse_signal("NOPE").is_err());
         assert_eq!(
             RestartPolicy::parse("on-failure:3", 0).unwrap(),

@@ -19,7 +19,6 @@ use berth_network::{
 };
 use futures_util::StreamExt;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::Signal;
 use time::OffsetDateTime;
 
 use crate::attach::{AttachOptions, Attachment, Request, Size};
@@ -652,7 +651,8 @@ impl Engine {
         let pending = self.take_pending(&c.id);
         shim_spec.size = pending.size;
         let started = match self.prepare(&c, external.is_some()).await {
-            Ok(()) => {
+            Ok(machine) => {
+                c.state.machine = machine;
                 let (program, spec) = (self.settings.shim.clone(), shim_spec.clone());
                 let clients = pending.clients;
                 tokio::task::spawn_blocking(move || {
@@ -683,14 +683,16 @@ impl Engine {
             stopped_by_user: false,
             paused: false,
             runtime: external,
+            machine: c.state.machine,
         };
         self.store().update(&c)?;
         self.events.send(self.container_event("start", &c));
         Ok(c)
     }
 
-    /// The sandbox (own, shared or none) and the bundle the runtime starts from.
-    async fn prepare(&self, c: &Container, external: bool) -> Result<()> {
+    /// The sandbox (own, shared or none) and the bundle the runtime starts from; whether it
+    /// boots systemd (a machine container).
+    async fn prepare(&self, c: &Container, external: bool) -> Result<bool> {
         let mode = parse_mode(&c.config.network)?;
         let placement = match &mode {
             Mode::Container(other) => {
@@ -703,6 +705,8 @@ impl Engine {
         std::fs::create_dir_all(&bundle)
             .map_err(|e| Error::io(format!("create {}", bundle.display()), e))?;
         let rootfs = self.mount_rootfs(c)?;
+        let command = c.config.args()?.into_iter().next().unwrap_or_default();
+        let machine = crate::machine::boots_systemd(&rootfs, &command);
         let spec = match placement {
             Placement::Host => container::spec_for(c, &rootfs, NetNs::Host, None)?,
             Placement::Shared(sandbox) => {
@@ -752,17 +756,24 @@ impl Engine {
         if crate::userns::applies(self.ids(), &c.config) {
             crate::userns::apply(&mut spec, self.ids())?;
         }
-        if let (Some(true), Some(program)) = (c.config.init, &self.settings.init_path) {
+        if let (Some(true), Some(program), false) =
+            (c.config.init, &self.settings.init_path, machine)
+        {
             container::use_init_program(&mut spec, program)?;
         }
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         mounts.extend(self.runtime_mounts(&c.config.mounts, &rootfs)?);
         spec.set_mounts(Some(mounts));
+        if machine {
+            let cgroup = container::cgroup_path(&c.id);
+            crate::machine::adapt(&mut spec, &c.config.mounts, &cgroup, &c.id)?;
+        }
         if external {
             container::name_cgroup(&mut spec, &c.id);
         }
         spec.save(bundle.join("config.json"))
-            .map_err(|e| Error::Invalid(format!("write the bundle's config.json: {e}")))
+            .map_err(|e| Error::Invalid(format!("write the bundle's config.json: {e}")))?;
+        Ok(machine)
     }
 
     /// Joins each network with the aliases the container has there.
@@ -1001,7 +1012,7 @@ impl Engine {
     }
 
     /// Sends `signal`; the container is then stopped by the user (no restart by policy).
-    pub async fn kill(&self, key: &str, signal: Signal) -> Result<()> {
+    pub async fn kill(&self, key: &str, signal: i32) -> Result<()> {
         let mut c = self.inspect(key).await?;
         if c.state.status != Status::Running {
             return Err(Error::Conflict(format!(
@@ -1010,16 +1021,15 @@ impl Engine {
             )));
         }
         // Stopping it (its stop signal or SIGKILL) keeps restart policies from undoing that.
-        let stop_signal =
-            container::parse_signal(c.config.stop_signal.as_deref().unwrap_or("SIGTERM"))?;
-        if !c.state.stopped_by_user && (signal == stop_signal || signal == Signal::SIGKILL) {
+        let stop_signal = container::parse_signal(c.stop_signal())?;
+        if !c.state.stopped_by_user && (signal == stop_signal || signal == libc::SIGKILL) {
             c.state.stopped_by_user = true;
             self.store().update(&c)?;
         }
         self.driver(&c).kill(&c.id, signal)?;
         self.events.send(
             self.container_event("kill", &c)
-                .with("signal", (signal as i32).to_string()),
+                .with("signal", signal.to_string()),
         );
         Ok(())
     }
@@ -1033,15 +1043,14 @@ impl Engine {
             let timeout = timeout.unwrap_or(Duration::from_secs(
                 c.config.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT).into(),
             ));
-            let signal =
-                container::parse_signal(c.config.stop_signal.as_deref().unwrap_or("SIGTERM"))?;
+            let signal = container::parse_signal(c.stop_signal())?;
             self.kill(key, signal).await?;
             let gone = tokio::task::spawn_blocking(move || wait_gone(pid, Some(timeout)))
                 .await
                 .unwrap_or(false);
             if !gone {
                 // It may have ended meanwhile: a failed kill of a stopped container is fine.
-                let _ = self.kill(key, Signal::SIGKILL).await;
+                let _ = self.kill(key, libc::SIGKILL).await;
                 tokio::task::spawn_blocking(move || wait_gone(pid, None))
                     .await
                     .map_err(|e| Error::Invalid(format!("waiting for the container: {e}")))?;

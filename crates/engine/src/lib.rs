@@ -17,6 +17,7 @@ pub mod exec;
 pub mod limits;
 pub mod logdriver;
 pub mod logs;
+pub mod machine;
 pub mod monitor;
 pub mod oci;
 pub mod resident;

@@ -10,7 +10,6 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -108,8 +107,8 @@ impl Oci {
         self.run("delete", ["--force", id]).map(drop)
     }
 
-    pub fn kill(&self, id: &str, signal: Signal) -> Result<()> {
-        let number = (signal as i32).to_string();
+    pub fn kill(&self, id: &str, signal: i32) -> Result<()> {
+        let number = signal.to_string();
         self.run("kill", [id, number.as_str()]).map(drop)
     }
 

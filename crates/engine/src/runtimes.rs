@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -169,7 +168,7 @@ impl Driver {
         }
     }
 
-    pub fn kill(&self, id: &str, signal: Signal) -> Result<()> {
+    pub fn kill(&self, id: &str, signal: i32) -> Result<()> {
         match self {
             Driver::BuiltIn(r) => Ok(r.kill(id, signal, false)?),
             Driver::External(o) => o.kill(id, signal),

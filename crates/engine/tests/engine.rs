@@ -171,10 +171,7 @@ fn a_reopened_engine_finds_running_and_exited_containers_as_they_are() {
             engine.network().sandbox(&long.id).is_ok(),
             "with its network"
         );
-        engine
-            .kill("long", nix::sys::signal::Signal::SIGKILL)
-            .await
-            .unwrap();
+        engine.kill("long", libc::SIGKILL).await.unwrap();
         assert_eq!(engine.wait("long").await.unwrap(), 137);
         engine
     });

@@ -134,7 +134,7 @@ fn a_killed_container_reports_128_plus_the_signal() {
         .unwrap();
     assert_ne!(ppid, std::process::id() as i32);
     berth_runtime::Runtime::new(&spec.runtime_root)
-        .kill("c2", nix::sys::signal::Signal::SIGKILL, false)
+        .kill("c2", libc::SIGKILL, false)
         .unwrap();
     wait_gone(started.shim_pid);
     let exit = shim::exit_of(&spec).unwrap().unwrap();

@@ -78,7 +78,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         }
         Command::State { id } => print_json(&rt.report(id)?)?,
         Command::Kill { all, id, signal } => {
-            rt.kill(id, parse_signal(signal)?, *all)?;
+            rt.kill(id, berth_runtime::signal::parse(signal)?, *all)?;
         }
         Command::Delete { force, id } => rt.delete(id, *force)?,
         Command::Exec(e) => return exec(&rt, e),
@@ -169,37 +169,4 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
     Ok(())
-}
-
-/// "KILL", "SIGKILL", "kill" or "9".
-fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal> {
-    use std::str::FromStr;
-    if let Ok(n) = s.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n)
-            .with_context(|| format!("unknown signal number {n}"));
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    nix::sys::signal::Signal::from_str(&name).with_context(|| {
-        format!("unknown signal {s:?}: use a name such as TERM or KILL, or a number")
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use nix::sys::signal::Signal;
-
-    #[test]
-    fn signals_parse_in_every_spelling() {
-        for s in ["KILL", "SIGKILL", "kill", "9"] {
-            assert_eq!(parse_signal(s).unwrap(), Signal::SIGKILL);
-        }
-        assert!(parse_signal("NOPE").is_err());
-        assert!(parse_signal("999").is_err());
-    }
 }

@@ -128,7 +128,8 @@ impl Runtime {
         Ok(out)
     }
 
-    pub fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<()> {
+    /// Sends `signal` (a number: real-time signals too) to the init, or to every process.
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
         let record = self.root.load(id)?;
         let status = self.status(&record);
         if status == Status::Stopped {
@@ -136,15 +137,15 @@ impl Runtime {
         }
         if all {
             for pid in self.pids_of(&record)? {
-                let _ = kill(Pid::from_raw(pid), signal);
+                let _ = crate::signal::send(pid, signal);
             }
         } else {
-            kill(Pid::from_raw(record.pid), signal)
+            crate::signal::send(record.pid, signal)
                 .context(|| format!("signal {signal} to {id}"))?;
         }
         // A frozen task acts on SIGKILL only once thawed (cgroup v1's freezer): thaw it, as
         // runc does, so killing a paused container ends it.
-        if status == Status::Paused && signal == Signal::SIGKILL {
+        if status == Status::Paused && signal == libc::SIGKILL {
             cgroup_of(&record)?.thaw()?;
         }
         Ok(())

@@ -26,6 +26,7 @@ pub mod reaper;
 mod rootfs;
 mod sched;
 pub mod seccomp;
+pub mod signal;
 pub mod spec;
 pub mod state;
 mod sync;
