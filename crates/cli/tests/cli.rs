@@ -1151,7 +1151,70 @@ fn flags_reach_the_daemon(d: &Daemon) {
         d.ok(&["run", "--rm", "-v", "vol1:/v:ro", "bb:test", "cat", "/v/f"]),
         "kept\n"
     );
+
+    // --mount and --tmpfs land as mounts; --stop-signal, --stop-timeout and --dns in its
+    // config.
+    let host_dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(host_dir.path().join("f"), "from the host\n").expect("write");
+    let bind = format!(
+        "type=bind,src={},dst=/h,readonly",
+        host_dir.path().display()
+    );
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "mounts",
+        "--mount",
+        &bind,
+        "--mount",
+        "type=volume,source=vol1,target=/v",
+        "--mount",
+        "type=tmpfs,target=/t,tmpfs-size=1m",
+        "--tmpfs",
+        "/scratch:size=2m",
+        "--stop-signal",
+        "SIGUSR1",
+        "--stop-timeout",
+        "7",
+        "--dns",
+        "10.9.9.9",
+        "bb:test",
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(
+        d.ok(&["exec", "mounts", "cat", "/h/f", "/v/f"]),
+        "from the host\nkept\n"
+    );
+    let out = d.berth(&["exec", "mounts", "touch", "/h/new"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"));
+    let df = d.ok(&["exec", "mounts", "df", "-k", "/t", "/scratch"]);
+    let sizes: Vec<&str> = df
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(sizes, ["1024", "2048"], "{df}");
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.Config.StopSignal}} {{.Config.StopTimeout}}",
+            "mounts"
+        ]),
+        "SIGUSR1 7\n"
+    );
+    assert!(d
+        .ok(&["exec", "mounts", "cat", "/etc/resolv.conf"])
+        .contains("nameserver 10.9.9.9"));
+    d.ok(&["rm", "-f", "mounts"]);
     assert_eq!(d.ok(&["volume", "rm", "vol1"]), "vol1\n");
+
+    // An unknown flag is named as one, not taken for an image.
+    let out = d.berth(&["run", "--no-such-flag", "bb:test", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown flag: --no-such-flag"));
 }
 
 fn networks_and_volumes(d: &Daemon) {

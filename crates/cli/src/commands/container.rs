@@ -1,7 +1,7 @@
 //! Container commands: run, create, start, stop, restart, kill, rm, ps, logs, exec, attach,
 //! wait, rename, top, pause, unpause, stats.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use http_body_util::BodyExt;
 use hyper::Method;
@@ -45,13 +45,23 @@ pub struct CreateArgs {
     pub args: Vec<String>,
 }
 
+/// The first of `args` (an image, or exec's container) and the rest. The first may not
+/// look like a flag: clap lets it start with '-' so that the command's own flags pass, and
+/// an unknown flag of ours would otherwise be taken for an image.
+fn image_and_command<'a>(args: &'a [String], verb: &str) -> Result<(&'a String, &'a [String])> {
+    match args.split_first() {
+        Some((first, _)) if first.starts_with('-') => {
+            bail!("unknown flag: {first}: see 'berth {verb} --help'")
+        }
+        Some(split) => Ok(split),
+        None => bail!("{verb} needs more arguments: see 'berth {verb} --help'"),
+    }
+}
+
 /// `run`: create (pulling the image if missing), attach, wait, start, stream, exit as the
 /// container did.
 pub async fn run(client: &Client, a: RunArgs) -> Result<()> {
-    let (image, cmd) = a
-        .args
-        .split_first()
-        .ok_or_else(|| anyhow!("run needs an image"))?;
+    let (image, cmd) = image_and_command(&a.args, "run")?;
     if !a.detach {
         check_tty(a.opts.tty, a.opts.interactive)?;
     }
@@ -200,10 +210,7 @@ fn is_no_such_image(e: &anyhow::Error) -> bool {
 
 /// `create`: prints the new container's id.
 pub async fn create(client: &Client, a: CreateArgs) -> Result<()> {
-    let (image, cmd) = a
-        .args
-        .split_first()
-        .ok_or_else(|| anyhow!("create needs an image"))?;
+    let (image, cmd) = image_and_command(&a.args, "create")?;
     let body = create_body(&a.opts, image, cmd, true)?;
     println!(
         "{}",
@@ -608,10 +615,7 @@ pub fn exec_body(a: &ExecArgs, cmd: &[String]) -> Result<Value> {
 }
 
 pub async fn exec(client: &Client, a: ExecArgs) -> Result<()> {
-    let (c, cmd) = a
-        .args
-        .split_first()
-        .ok_or_else(|| anyhow!("exec needs a container and a command"))?;
+    let (c, cmd) = image_and_command(&a.args, "exec")?;
     if !a.detach {
         check_tty(a.tty, a.interactive)?;
     }

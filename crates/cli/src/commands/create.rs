@@ -1,7 +1,7 @@
 //! `run`/`create` flags and their mapping to the API's create body (Config, HostConfig,
 //! NetworkingConfig), as the docker CLI maps them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
@@ -60,6 +60,30 @@ pub struct ContainerOpts {
     /// Bind mount a volume
     #[arg(short, long, value_name = "[SRC:]DST[:OPTS]")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount (type=bind|volume|tmpfs,source=…,target=…[,readonly])
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory (DST[:size=64m,mode=1777])
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Signal to stop the container (e.g. SIGTERM, SIGRTMIN+3)
+    #[arg(long)]
+    pub stop_signal: Option<String>,
+    /// Seconds to wait for the stop signal before SIGKILL
+    #[arg(long)]
+    pub stop_timeout: Option<u32>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long)]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long)]
+    pub dns_option: Vec<String>,
+    /// Cgroup namespace to use: host or private [default: the daemon's]
+    #[arg(long)]
+    pub cgroupns: Option<String>,
     /// Connect a container to a network
     #[arg(long, alias = "net")]
     pub network: Option<String>,
@@ -81,6 +105,9 @@ pub struct ContainerOpts {
     /// Set meta data on a container
     #[arg(short, long)]
     pub label: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long)]
+    pub label_file: Vec<PathBuf>,
     #[command(flatten)]
     pub resources: ResourceFlags,
     /// Ulimit options (e.g. nofile=1024:2048)
@@ -144,8 +171,14 @@ pub fn create_body(o: &ContainerOpts, image: &str, cmd: &[String], detach: bool)
         "AttachStdout": !detach,
         "AttachStderr": !detach,
         "Env": env(&o.env, &o.env_file)?,
-        "Labels": labels(&o.label)?,
+        "Labels": labels(&o.label, &o.label_file)?,
     });
+    set(
+        &mut config,
+        "StopSignal",
+        o.stop_signal.as_ref().map(|s| json!(s)),
+    );
+    set(&mut config, "StopTimeout", o.stop_timeout.map(|t| json!(t)));
     set(&mut config, "Cmd", (!cmd.is_empty()).then(|| json!(cmd)));
     set(
         &mut config,
@@ -203,6 +236,28 @@ fn host_config(
     set(&mut hc, "Init", o.init.then_some(json!(true)));
     set(&mut hc, "Runtime", o.runtime.as_ref().map(|r| json!(r)));
     set(&mut hc, "UsernsMode", o.userns.as_ref().map(|u| json!(u)));
+    set(&mut hc, "CgroupnsMode", cgroupns(o.cgroupns.as_deref())?);
+    set(&mut hc, "Dns", (!o.dns.is_empty()).then(|| json!(o.dns)));
+    set(
+        &mut hc,
+        "DnsSearch",
+        (!o.dns_search.is_empty()).then(|| json!(o.dns_search)),
+    );
+    set(
+        &mut hc,
+        "DnsOptions",
+        (!o.dns_option.is_empty()).then(|| json!(o.dns_option)),
+    );
+    if !o.tmpfs.is_empty() {
+        hc["Tmpfs"] = Value::Object(tmpfs(&o.tmpfs)?);
+    }
+    if !o.mount.is_empty() {
+        hc["Mounts"] = json!(o
+            .mount
+            .iter()
+            .map(|m| mount(m))
+            .collect::<Result<Vec<_>>>()?);
+    }
     set_resources(&mut hc, &o.resources)?;
     set(
         &mut hc,
@@ -305,16 +360,22 @@ fn set(obj: &mut Value, key: &str, v: Option<Value>) {
 pub fn env(flags: &[String], files: &[PathBuf]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read env file {}", f.display()))?;
-        let lines = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'));
-        out.extend(lines.filter_map(env_entry));
+        out.extend(file_lines(f, "env")?.iter().filter_map(|l| env_entry(l)));
     }
     out.extend(flags.iter().filter_map(|e| env_entry(e)));
     Ok(out)
+}
+
+/// The lines of an `--env-file` or `--label-file`, without blanks and `#` comments.
+fn file_lines(path: &Path, what: &str) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {what} file {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
 }
 
 fn env_entry(e: &str) -> Option<String> {
@@ -324,9 +385,14 @@ fn env_entry(e: &str) -> Option<String> {
     std::env::var(e).ok().map(|v| format!("{e}={v}"))
 }
 
-fn labels(flags: &[String]) -> Result<Map<String, Value>> {
+fn labels(flags: &[String], files: &[PathBuf]) -> Result<Map<String, Value>> {
+    let mut all = Vec::new();
+    for f in files {
+        all.extend(file_lines(f, "label")?);
+    }
+    all.extend(flags.iter().cloned());
     let mut m = Map::new();
-    for l in flags {
+    for l in &all {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         if k.is_empty() {
             bail!("bad label {l:?}: use --label key=value");
@@ -334,6 +400,76 @@ fn labels(flags: &[String]) -> Result<Map<String, Value>> {
         m.insert(k.to_owned(), json!(v));
     }
     Ok(m)
+}
+
+/// `--tmpfs DST[:OPTS]` as HostConfig.Tmpfs (destination to mount options).
+fn tmpfs(specs: &[String]) -> Result<Map<String, Value>> {
+    let mut out = Map::new();
+    for spec in specs {
+        let (dst, opts) = spec.split_once(':').unwrap_or((spec, ""));
+        if !dst.starts_with('/') {
+            bail!("invalid --tmpfs {spec:?}: give an absolute path, as /run or /tmp:size=64m");
+        }
+        out.insert(dst.to_owned(), json!(opts));
+    }
+    Ok(out)
+}
+
+/// `--mount type=…,source=…,target=…[,readonly][,tmpfs-size=…][,tmpfs-mode=…]` as one of
+/// HostConfig.Mounts, with Docker's key names and aliases.
+fn mount(spec: &str) -> Result<Value> {
+    let bad = |why: String| {
+        anyhow!("invalid --mount {spec:?}: {why}; use type=bind|volume|tmpfs,source=…,target=…")
+    };
+    let mut m = json!({"Type": "volume"});
+    let mut tmpfs = Map::new();
+    for field in spec.split(',').filter(|f| !f.is_empty()) {
+        let (key, value) = match field.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (field, None),
+        };
+        let value_of = || value.ok_or_else(|| bad(format!("{key} needs a value")));
+        match key {
+            "type" => m["Type"] = json!(value_of()?),
+            "source" | "src" => m["Source"] = json!(value_of()?),
+            "target" | "destination" | "dst" => m["Target"] = json!(value_of()?),
+            "readonly" | "ro" => {
+                let on = match value.unwrap_or("true") {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    v => return Err(bad(format!("{key}={v} is not true or false"))),
+                };
+                m["ReadOnly"] = json!(on);
+            }
+            "tmpfs-size" => {
+                tmpfs.insert("SizeBytes".into(), json!(ram_bytes(value_of()?)?));
+            }
+            "tmpfs-mode" => {
+                let mode = u32::from_str_radix(value_of()?, 8)
+                    .map_err(|_| bad("tmpfs-mode is an octal mode, as 1777".into()))?;
+                tmpfs.insert("Mode".into(), json!(mode));
+            }
+            // Docker accepts it and ignores it on Linux.
+            "consistency" => {}
+            other => return Err(bad(format!("berth does not support the key {other:?}"))),
+        }
+    }
+    if !m["Target"].as_str().is_some_and(|t| t.starts_with('/')) {
+        return Err(bad("target must be an absolute path".into()));
+    }
+    if !tmpfs.is_empty() {
+        m["TmpfsOptions"] = Value::Object(tmpfs);
+    }
+    Ok(m)
+}
+
+/// `--cgroupns host|private` as HostConfig.CgroupnsMode.
+fn cgroupns(mode: Option<&str>) -> Result<Option<Value>> {
+    match mode {
+        None => Ok(None),
+        Some(m @ ("host" | "private")) => Ok(Some(json!(m))),
+        Some(m) => bail!("invalid --cgroupns {m:?}: use host or private"),
+    }
 }
 
 /// `-p` specs as Config.ExposedPorts and HostConfig.PortBindings.
@@ -609,6 +745,64 @@ mod tests {
         for bad in ["x", "80/ftp", "1-3:1-2", "0", "a:b:c:d"] {
             assert!(port_bindings(&[bad.into()]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn mounts_tmpfs_stop_and_dns_flags() {
+        let mut o = opts();
+        o.mount = vec![
+            "type=bind,src=/a,dst=/b,readonly".into(),
+            "type=tmpfs,target=/t,tmpfs-size=64m,tmpfs-mode=1777".into(),
+            "source=data,target=/data,ro=false".into(),
+        ];
+        o.tmpfs = vec!["/run".into(), "/tmp:size=1m,mode=1777".into()];
+        o.stop_signal = Some("SIGRTMIN+3".into());
+        o.stop_timeout = Some(30);
+        o.dns = vec!["10.0.0.1".into()];
+        o.cgroupns = Some("private".into());
+        let b = create_body(&o, "x", &[], true).unwrap();
+        let hc = &b["HostConfig"];
+        assert_eq!(
+            hc["Mounts"],
+            json!([
+                {"Type": "bind", "Source": "/a", "Target": "/b", "ReadOnly": true},
+                {"Type": "tmpfs", "Target": "/t",
+                 "TmpfsOptions": {"SizeBytes": 67108864, "Mode": 0o1777}},
+                {"Type": "volume", "Source": "data", "Target": "/data", "ReadOnly": false}
+            ])
+        );
+        assert_eq!(
+            hc["Tmpfs"],
+            json!({"/run": "", "/tmp": "size=1m,mode=1777"})
+        );
+        assert_eq!(b["StopSignal"], "SIGRTMIN+3");
+        assert_eq!(b["StopTimeout"], 30);
+        assert_eq!(hc["Dns"], json!(["10.0.0.1"]));
+        assert_eq!(hc["CgroupnsMode"], "private");
+        for (bad, says) in [
+            ("type=bind,src=/a", "target must be an absolute path"),
+            (
+                "target=/x,bind-propagation=shared",
+                "does not support the key",
+            ),
+            ("target=/x,ro=maybe", "not true or false"),
+            ("target=/x,tmpfs-mode=rwx", "octal"),
+        ] {
+            let err = mount(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        assert!(tmpfs(&["run".into()]).is_err());
+        assert!(cgroupns(Some("shared")).is_err());
+    }
+
+    #[test]
+    fn labels_from_files_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("labels");
+        std::fs::write(&file, "# a comment\na=1\n\nb=2\n").unwrap();
+        let l = labels(&["b=3".into()], &[file]).unwrap();
+        assert_eq!(Value::Object(l), json!({"a": "1", "b": "3"}));
+        assert!(labels(&[], &[dir.path().join("missing")]).is_err());
     }
 
     #[test]
