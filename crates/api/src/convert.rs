@@ -22,12 +22,27 @@ use crate::error::{ApiError, ApiResult};
 
 /// Docker's create body as the engine's config.
 pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
+    let asked = body_options(&body);
     let image = body
         .image
         .filter(|i| !i.is_empty())
         .ok_or_else(|| ApiError::bad_request("no image given: name the image to run"))?;
     let host = body.host_config.unwrap_or_default();
-    let mounts = mounts(&host)?;
+    refuse_unsupported(&asked, &host)?;
+    let mut mounts = mounts(&host)?;
+    // `-v /path`: an anonymous volume, made at create as the image's VOLUMEs are.
+    for target in body.volumes.iter().flatten() {
+        if !mounts.iter().any(|m| &m.target == target) {
+            mounts.push(MountSpec {
+                kind: MountKind::Volume,
+                source: String::new(),
+                target: target.clone(),
+                readonly: false,
+                create_source: false,
+                options: Vec::new(),
+            });
+        }
+    }
     let network = match host.network_mode.as_deref() {
         None | Some("") | Some("default") => berth_network::mode::DEFAULT_NETWORK.to_string(),
         Some(m) => m.to_string(),
@@ -112,6 +127,105 @@ pub fn create_config(body: ContainerCreateBody) -> ApiResult<Config> {
         runtime: host.runtime.clone().unwrap_or_default(),
         ..Default::default()
     })
+}
+
+/// What the create body asks for outside HostConfig that berth does not do.
+struct BodyOptions {
+    healthcheck: bool,
+    domainname: bool,
+    network_disabled: bool,
+}
+
+fn body_options(body: &ContainerCreateBody) -> BodyOptions {
+    BodyOptions {
+        healthcheck: body
+            .healthcheck
+            .as_ref()
+            .and_then(|h| h.test.as_ref())
+            .is_some_and(|t| !t.is_empty() && t[0] != "NONE"),
+        domainname: body.domainname.as_ref().is_some_and(|d| !d.is_empty()),
+        network_disabled: body.network_disabled == Some(true),
+    }
+}
+
+/// Options berth does not implement are refused by their flag's name, not ignored: a
+/// container that silently runs without its `--sysctl` or `--add-host` is worse than an
+/// error. Clients send zero values for what the user did not give, so only set values count.
+fn refuse_unsupported(body: &BodyOptions, h: &HostConfig) -> ApiResult<()> {
+    let some = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    let text = |v: &Option<String>| v.as_ref().is_some_and(|v| !v.is_empty());
+    let positive = |v: Option<i64>| v.is_some_and(|v| v > 0);
+    let mode =
+        |v: &Option<String>, fine: &[&str]| v.as_ref().is_some_and(|m| !fine.contains(&m.as_str()));
+    let unsupported = [
+        ("--add-host", some(&h.extra_hosts)),
+        (
+            "--sysctl",
+            h.sysctls.as_ref().is_some_and(|s| !s.is_empty()),
+        ),
+        ("--pid", mode(&h.pid_mode, &["", "private"])),
+        ("--ipc", mode(&h.ipc_mode, &["", "private", "shareable"])),
+        ("--uts", mode(&h.uts_mode, &["", "private"])),
+        ("--group-add", some(&h.group_add)),
+        ("--link", some(&h.links)),
+        ("--volumes-from", some(&h.volumes_from)),
+        ("--volume-driver", mode(&h.volume_driver, &["", "local"])),
+        ("--cgroup-parent", text(&h.cgroup_parent)),
+        ("--oom-score-adj", h.oom_score_adj.is_some_and(|v| v != 0)),
+        ("--oom-kill-disable", h.oom_kill_disable == Some(true)),
+        ("--memory-reservation", positive(h.memory_reservation)),
+        (
+            "--memory-swappiness",
+            h.memory_swappiness.is_some_and(|v| v >= 0),
+        ),
+        ("--cpu-period", positive(h.cpu_period)),
+        ("--cpu-quota", positive(h.cpu_quota)),
+        ("--cpu-rt-period", positive(h.cpu_realtime_period)),
+        ("--cpu-rt-runtime", positive(h.cpu_realtime_runtime)),
+        ("--cpu-count", positive(h.cpu_count)),
+        ("--cpu-percent", positive(h.cpu_percent)),
+        ("--cpuset-mems", text(&h.cpuset_mems)),
+        ("--blkio-weight", h.blkio_weight.is_some_and(|w| w > 0)),
+        (
+            "--blkio-weight-device",
+            h.blkio_weight_device
+                .as_ref()
+                .is_some_and(|v| !v.is_empty()),
+        ),
+        (
+            "--device-read-bps/--device-write-bps/--device-read-iops/--device-write-iops",
+            [
+                &h.blkio_device_read_bps,
+                &h.blkio_device_write_bps,
+                &h.blkio_device_read_iops,
+                &h.blkio_device_write_iops,
+            ]
+            .iter()
+            .any(|v| v.as_ref().is_some_and(|v| !v.is_empty())),
+        ),
+        ("--device-cgroup-rule", some(&h.device_cgroup_rules)),
+        (
+            "--gpus",
+            h.device_requests.as_ref().is_some_and(|v| !v.is_empty()),
+        ),
+        (
+            "--storage-opt",
+            h.storage_opt.as_ref().is_some_and(|s| !s.is_empty()),
+        ),
+        (
+            "--annotation",
+            h.annotations.as_ref().is_some_and(|a| !a.is_empty()),
+        ),
+        ("--health-cmd", body.healthcheck),
+        ("--domainname", body.domainname),
+        ("--network-disabled", body.network_disabled),
+    ];
+    match unsupported.iter().find(|(_, given)| *given) {
+        Some((flag, _)) => Err(ApiError::bad_request(format!(
+            "berth does not support {flag} yet: run the container without it"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `docker update`'s body as the engine's changes. The docker CLI sends 0 (or "") for what

@@ -32,6 +32,32 @@ fn docker_cli() {
     let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
 
+    // `-v /path` is an anonymous volume (sent as Config.Volumes), removed with --rm.
+    let mounts = d.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "/anon",
+        "busybox",
+        "cat",
+        "/proc/mounts",
+    ]);
+    assert!(mounts.contains(" /anon "), "{mounts}");
+    assert_eq!(d.docker_ok(&["volume", "ls", "-q"]), "");
+    // An option berth does not implement is refused by name, not ignored.
+    for (flag, value) in [
+        ("--sysctl", "net.ipv4.ip_forward=1"),
+        ("--add-host", "h:10.0.0.1"),
+    ] {
+        let out = d.docker(&["run", "--rm", flag, value, "busybox", "true"]);
+        assert_eq!(out.status.code(), Some(125), "{flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("berth does not support {flag}")),
+            "{err}"
+        );
+    }
+
     // a published port, served from a detached container
     d.docker_ok(&[
         "run",
