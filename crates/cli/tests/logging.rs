@@ -7,8 +7,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
-use common::{require, Daemon, BERTH, DOCKER};
+use common::{eventually, require, Daemon, BERTH, DOCKER};
 
 fn need_docker() {
     require(
@@ -354,4 +355,72 @@ fn a_bad_daemon_default_stops_the_start_in_one_line() {
         !root.exists() && !run.exists(),
         "the refused daemon made its directories"
     );
+}
+
+/// A stamp as (seconds part, nanoseconds): Docker trims the fraction's trailing zeros, so
+/// stamps do not compare as text.
+fn stamp_key(stamp: &str) -> (String, u32) {
+    let stamp = stamp.trim_end_matches('Z');
+    let (secs, frac) = stamp.split_once('.').unwrap_or((stamp, "0"));
+    let nanos = format!("{frac:0<9}")[..9]
+        .parse()
+        .expect("a fraction of digits");
+    (secs.to_string(), nanos)
+}
+
+#[test]
+fn follow_ends_at_until() {
+    need_docker();
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let ticker = "while true; do echo tick; sleep 0.1; done";
+    d.docker_ok(&[
+        "run", "-d", "--name", "ticker", "busybox", "sh", "-c", ticker,
+    ]);
+    let date = Command::new("date")
+        .args(["-u", "-d", "+2 seconds", "+%Y-%m-%dT%H:%M:%S.%NZ"])
+        .output()
+        .expect("date");
+    let until = String::from_utf8_lossy(&date.stdout).trim().to_string();
+    let mut follow = Command::new(DOCKER)
+        .args([
+            "-H",
+            &d.host(),
+            "logs",
+            "--follow",
+            "--timestamps",
+            "--until",
+            &until,
+            "ticker",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker logs");
+    // It must end by itself, once `until` has passed, while the container keeps writing.
+    let ended = eventually(Duration::from_secs(60), || {
+        follow.try_wait().expect("wait").is_some()
+    });
+    if !ended {
+        let _ = follow.kill();
+    }
+    let out = follow.wait_with_output().expect("output");
+    assert!(ended, "logs --follow --until {until} did not end");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stamps: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(t, _)| t)
+        .collect();
+    assert!(stamps.len() >= 5, "{text}");
+    assert!(
+        stamps.iter().all(|s| stamp_key(s) <= stamp_key(&until)),
+        "a line after {until}: {text}"
+    );
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Running}}", "ticker"]),
+        "true\n"
+    );
+    d.docker_ok(&["rm", "-f", "ticker"]);
+    d.finish();
 }

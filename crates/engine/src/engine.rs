@@ -1224,7 +1224,14 @@ impl Engine {
         let c = self.inspect(key).await?;
         let path = self.readable_log(&c)?;
         let (tx, rx) = tokio::sync::mpsc::channel(256);
-        let mut watch = if follow && c.state.status == Status::Running {
+        // Following ends at `until`, as Docker's does; an `until` already past means no
+        // line can come that it would show.
+        let until = query.until.map(|u| {
+            let left = u - OffsetDateTime::now_utc();
+            tokio::time::Instant::now() + Duration::try_from(left).unwrap_or(Duration::ZERO)
+        });
+        let until_passed = query.until.is_some_and(|u| u <= OffsetDateTime::now_utc());
+        let mut watch = if follow && c.state.status == Status::Running && !until_passed {
             Some(logs::watch_dir(&path)?)
         } else {
             None
@@ -1238,9 +1245,16 @@ impl Engine {
             }
             let Some(watch) = watch.as_mut() else { return };
             loop {
+                let reached_until = async {
+                    match until {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let running = tokio::select! {
                     changed = watch.next() => changed.is_some(),
                     event = events.recv() => !is_end(&event, &c.id),
+                    () = reached_until => false,
                 };
                 let new = follower.read_new();
                 let failed = new.is_err();
