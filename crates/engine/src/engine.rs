@@ -831,7 +831,8 @@ impl Engine {
             network: net.name.clone(),
             aliases: aliases.to_vec(),
         });
-        self.store().update(&c)?;
+        let config = c.config.clone();
+        self.store().modify(&c.id, |fresh| fresh.config = config)?;
         self.network_event("connect", &net, &c);
         Ok(())
     }
@@ -867,7 +868,8 @@ impl Engine {
         } else {
             c.config.extra_networks.retain(|j| j.network != net.name);
         }
-        self.store().update(&c)?;
+        let config = c.config.clone();
+        self.store().modify(&c.id, |fresh| fresh.config = config)?;
         self.network_event("disconnect", &net, &c);
         Ok(())
     }
@@ -1024,7 +1026,8 @@ impl Engine {
         let stop_signal = container::parse_signal(c.stop_signal())?;
         if !c.state.stopped_by_user && (signal == stop_signal || signal == libc::SIGKILL) {
             c.state.stopped_by_user = true;
-            self.store().update(&c)?;
+            self.store()
+                .modify(&c.id, |fresh| fresh.state.stopped_by_user = true)?;
         }
         self.driver(&c).kill(&c.id, signal)?;
         self.events.send(
@@ -1106,7 +1109,7 @@ impl Engine {
 
     /// Freezes (or thaws) every process of a running container.
     pub async fn set_paused(&self, key: &str, paused: bool) -> Result<()> {
-        let mut c = self.inspect(key).await?;
+        let c = self.inspect(key).await?;
         if c.state.status != Status::Running {
             return Err(Error::Conflict(format!(
                 "container {} is not running",
@@ -1126,8 +1129,7 @@ impl Engine {
             true => runtime.pause(&c.id)?,
             false => runtime.resume(&c.id)?,
         }
-        c.state.paused = paused;
-        self.store().update(&c)?;
+        let c = self.store().modify(&c.id, |c| c.state.paused = paused)?;
         let action = if paused { "pause" } else { "unpause" };
         self.events.send(self.container_event(action, &c));
         Ok(())
@@ -1141,7 +1143,7 @@ impl Engine {
         u: &ResourceUpdate,
         restart: Option<RestartPolicy>,
     ) -> Result<()> {
-        let mut c = self.inspect(key).await?;
+        let c = self.inspect(key).await?;
         let resources = c.config.resources.updated(u)?;
         if let Some(policy) = &restart {
             if c.config.auto_remove && *policy != RestartPolicy::No {
@@ -1156,11 +1158,12 @@ impl Engine {
             let linux = crate::limits::update_resources(&resources, u)?;
             self.driver(&c).update(&c.id, &linux)?;
         }
-        c.config.resources = resources;
-        if let Some(policy) = restart {
-            c.config.restart = policy;
-        }
-        self.store().update(&c)?;
+        let c = self.store().modify(&c.id, |c| {
+            c.config.resources = resources;
+            if let Some(policy) = restart {
+                c.config.restart = policy;
+            }
+        })?;
         self.events.send(self.container_event("update", &c));
         Ok(())
     }
@@ -1206,7 +1209,8 @@ impl Engine {
         check_name(name)?;
         let mut c = self.get(key)?;
         let old = std::mem::replace(&mut c.name, name.to_string());
-        self.store().update(&c)?;
+        self.store()
+            .modify(&c.id, |fresh| fresh.name = name.to_string())?;
         self.events
             .send(self.container_event("rename", &c).with("oldName", old));
         Ok(())

@@ -77,6 +77,18 @@ impl Store {
         Ok(())
     }
 
+    /// Applies `change` to the stored record of `id` and writes it back. The caller's copy
+    /// may be older than the record (an exit recorded meanwhile); only what `change`
+    /// touches is written over. Atomic as the engine holds the store's lock through both.
+    pub fn modify(&self, id: &str, change: impl FnOnce(&mut Container)) -> Result<Container> {
+        let mut c = self
+            .find(id)?
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        change(&mut c);
+        self.update(&c)?;
+        Ok(c)
+    }
+
     pub fn delete(&self, id: &str) -> Result<()> {
         self.db
             .execute("DELETE FROM containers WHERE id = ?1", params![id])
@@ -243,5 +255,34 @@ mod tests {
         assert_eq!((r.max_size, r.max_files), (Some(10_000), 3));
         // A new record reads back as written.
         assert_eq!(parse(&body(&c).unwrap()).unwrap(), c);
+    }
+
+    #[test]
+    fn modify_writes_over_only_what_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let c = Container {
+            id: "ab".repeat(32),
+            name: "m".into(),
+            config: crate::container::Config::default(),
+            state: crate::container::State::created(),
+            created: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        store.insert(&c).unwrap();
+        let stale = c.clone();
+        // Meanwhile the container exits and its exit is recorded.
+        let mut exited = c.clone();
+        exited.state.exit_code = Some(3);
+        store.update(&exited).unwrap();
+        // A change made from the stale copy keeps the exit.
+        let always = crate::container::RestartPolicy::Always;
+        let written = store
+            .modify(&stale.id, |fresh| fresh.config.restart = always)
+            .unwrap();
+        let read = store.find(&c.id).unwrap().unwrap();
+        assert_eq!(read, written);
+        assert_eq!(read.state.exit_code, Some(3));
+        assert_eq!(read.config.restart, crate::container::RestartPolicy::Always);
+        assert!(store.modify("nope", |_| ()).is_err());
     }
 }
