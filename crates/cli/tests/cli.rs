@@ -634,7 +634,8 @@ fn machine_container(d: &Daemon) {
     let booted = eventually(Duration::from_secs(90), || {
         let out = d.berth(&["exec", "machine", "systemctl", "is-system-running"]);
         state = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        !matches!(state.as_str(), "" | "initializing" | "starting")
+        // "offline": its manager's socket is not up yet.
+        !matches!(state.as_str(), "" | "offline" | "initializing" | "starting")
     });
     let failed = d.berth(&["exec", "machine", "systemctl", "--failed", "--no-legend"]);
     assert!(

@@ -61,6 +61,10 @@ pub struct Record {
     pub spec: Spec,
 }
 
+/// The directory of compiled seccomp filters in a root: a cache, not a container's state,
+/// kept while the root is; '@' is not allowed in an id, so no container can take its name.
+pub const SECCOMP_CACHE: &str = "seccomp@cache";
+
 /// The runtime's root directory: one subdirectory per container.
 #[derive(Debug, Clone)]
 pub struct Root {
@@ -80,10 +84,9 @@ impl Root {
         self.path.join(id)
     }
 
-    /// Where compiled seccomp filters are kept; '@' is not allowed in an id, so no container
-    /// can be given this directory's name.
+    /// Where compiled seccomp filters are kept ([`SECCOMP_CACHE`]).
     pub fn seccomp_cache(&self) -> PathBuf {
-        self.path.join("seccomp@cache")
+        self.path.join(SECCOMP_CACHE)
     }
 
     /// Claims the id: makes the container's directory, failing if it exists.

@@ -51,10 +51,15 @@ fn key(s: &LinuxSeccomp) -> Result<String> {
 }
 
 fn store(dir: &Path, key: &str, filter: &Filter) -> std::io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
+    // The root (the parent) is made as `claim` makes it: a user-namespaced container's init
+    // must pass through it to its exec fifo, so it may not be made 0700 here.
+    if let Some(root) = dir.parent() {
+        fs::create_dir_all(root)?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
     if fs::read_dir(dir)?.count() >= MAX_ENTRIES {
         for entry in fs::read_dir(dir)?.flatten() {
             let _ = fs::remove_file(entry.path());
