@@ -237,6 +237,20 @@ fn import_busybox(d: &Daemon, image: &str) {
     import_busybox_with(d, image, &[]);
 }
 
+/// `dir`'s content as the tar archive `tar`.
+fn tar_of(dir: &Path, tar: &Path) -> PathBuf {
+    let tarred = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg(tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(tarred.success(), "tar failed");
+    tar.to_path_buf()
+}
+
 /// `import` with extra flags (such as `--change`).
 fn import_busybox_with(d: &Daemon, image: &str, flags: &[&str]) {
     let work = tempfile::tempdir().expect("tempdir");
@@ -248,16 +262,7 @@ fn import_busybox_with(d: &Daemon, image: &str, flags: &[&str]) {
         .status()
         .expect("busybox-rootfs.sh");
     assert!(made.success(), "busybox-rootfs.sh failed");
-    let tar = work.path().join("rootfs.tar");
-    let tarred = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .expect("tar");
-    assert!(tarred.success(), "tar failed");
+    let tar = tar_of(&rootfs, &work.path().join("rootfs.tar"));
     let mut args = vec!["import"];
     args.extend_from_slice(flags);
     args.extend([tar.to_str().expect("utf-8 path"), image]);
@@ -602,16 +607,7 @@ fn import_systemd_image(d: &Daemon, image: &str) {
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
     std::fs::write(root.join("etc/group"), "root:x:0:\n").expect("group");
     std::fs::write(root.join("etc/machine-id"), "").expect("machine-id");
-    let tar = work.path().join("rootfs.tar");
-    let tarred = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .expect("tar");
-    assert!(tarred.success(), "tar failed");
+    let tar = tar_of(&root, &work.path().join("rootfs.tar"));
     d.ok(&["import", tar.to_str().expect("utf-8 path"), image]);
 }
 

@@ -364,12 +364,7 @@ pub fn spec_for(
         );
     }
     if c.config.cgroupns == Some(crate::defaults::CgroupnsMode::Private) {
-        namespaces.push(
-            LinuxNamespaceBuilder::default()
-                .typ(LinuxNamespaceType::Cgroup)
-                .build()
-                .map_err(|e| Error::Invalid(format!("cgroup namespace: {e}")))?,
-        );
+        namespaces.push(new_cgroup_namespace()?);
     }
     linux.set_namespaces(Some(namespaces));
     spec.set_linux(Some(linux));
@@ -385,6 +380,14 @@ pub fn spec_for(
         spec.set_mounts(Some(mounts));
     }
     Ok(spec)
+}
+
+/// A cgroup namespace of the container's own.
+pub fn new_cgroup_namespace() -> Result<LinuxNamespace> {
+    LinuxNamespaceBuilder::default()
+        .typ(LinuxNamespaceType::Cgroup)
+        .build()
+        .map_err(|e| Error::Invalid(format!("cgroup namespace: {e}")))
 }
 
 /// The cgroup berth's runtime gives a container by default, below the caller's own cgroup:

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
-use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, MountBuilder, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, MountBuilder, Spec};
 
 use crate::error::{Error, Result};
 use crate::volumes::MountSpec;
@@ -118,12 +118,7 @@ pub fn adapt(spec: &mut Spec, user_mounts: &[MountSpec], cgroup: &Path, id: &str
         .iter()
         .any(|n| n.typ() == LinuxNamespaceType::Cgroup)
     {
-        namespaces.push(
-            LinuxNamespaceBuilder::default()
-                .typ(LinuxNamespaceType::Cgroup)
-                .build()
-                .map_err(|e| Error::Invalid(format!("cgroup namespace: {e}")))?,
-        );
+        namespaces.push(crate::container::new_cgroup_namespace()?);
     }
     linux.set_namespaces(Some(namespaces));
     spec.set_linux(Some(linux));

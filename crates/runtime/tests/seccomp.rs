@@ -36,6 +36,16 @@ fn kill_self(sig: i32) -> i32 {
     }
 }
 
+/// uname(2)'s errno, or 0.
+fn uname_errno() -> i32 {
+    let mut buf = std::mem::MaybeUninit::<libc::utsname>::uninit();
+    // SAFETY: uname writes into a buffer of the right type.
+    match unsafe { libc::uname(buf.as_mut_ptr()) } {
+        0 => 0,
+        _ => last_errno(),
+    }
+}
+
 fn last_errno() -> i32 {
     nix::errno::Errno::last_raw()
 }
@@ -46,14 +56,7 @@ fn errno_rule_answers_with_its_errno() {
         r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
             {"names": ["uname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 121}]}"#,
     );
-    let errno = errno_in_child(&filter, || {
-        let mut buf = std::mem::MaybeUninit::<libc::utsname>::uninit();
-        // SAFETY: uname writes into a buffer of the right type.
-        match unsafe { libc::uname(buf.as_mut_ptr()) } {
-            0 => 0,
-            _ => last_errno(),
-        }
-    });
+    let errno = errno_in_child(&filter, uname_errno);
     assert_eq!(errno, Some(libc::EREMOTEIO));
 }
 
@@ -140,14 +143,7 @@ fn an_unknown_syscall_is_skipped_and_the_rule_still_holds() {
         r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
             {"names": ["no_such_syscall", "uname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 121}]}"#,
     );
-    let errno = errno_in_child(&filter, || {
-        let mut buf = std::mem::MaybeUninit::<libc::utsname>::uninit();
-        // SAFETY: uname writes into a buffer of the right type.
-        match unsafe { libc::uname(buf.as_mut_ptr()) } {
-            0 => 0,
-            _ => last_errno(),
-        }
-    });
+    let errno = errno_in_child(&filter, uname_errno);
     assert_eq!(errno, Some(libc::EREMOTEIO));
 }
 
