@@ -1230,11 +1230,10 @@ impl Engine {
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         // Following ends at `until`, as Docker's does; an `until` already past means no
         // line can come that it would show.
-        let until = query.until.map(|u| {
-            let left = u - OffsetDateTime::now_utc();
-            tokio::time::Instant::now() + Duration::try_from(left).unwrap_or(Duration::ZERO)
-        });
-        let until_passed = query.until.is_some_and(|u| u <= OffsetDateTime::now_utc());
+        let left = query.until.map(|u| u - OffsetDateTime::now_utc());
+        let until_passed = left.is_some_and(|l| !l.is_positive());
+        let until = left
+            .map(|l| tokio::time::Instant::now() + Duration::try_from(l).unwrap_or(Duration::ZERO));
         let mut watch = if follow && c.state.status == Status::Running && !until_passed {
             Some(logs::watch_dir(&path)?)
         } else {

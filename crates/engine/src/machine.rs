@@ -86,9 +86,11 @@ pub fn adapt(spec: &mut Spec, user_mounts: &[MountSpec], cgroup: &Path, id: &str
     }
     let cg = berth_cgroups::Cgroup::new(Some(cgroup), id)
         .map_err(|e| Error::Invalid(format!("the container's cgroup: {e}")))?;
-    for h in cg.hierarchies() {
+    let hierarchies = cg.hierarchies();
+    let v2_only = hierarchies.len() == 1;
+    for h in hierarchies {
         if h.is_v2() || h.mount_options().contains("name=") {
-            let target = match h.is_v2() && cg.hierarchies().len() == 1 {
+            let target = match h.is_v2() && v2_only {
                 true => PathBuf::from("/sys/fs/cgroup"),
                 false => Path::new("/sys/fs/cgroup").join(h.mount_name()),
             };
